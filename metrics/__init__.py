@@ -1,0 +1,1 @@
+"""FID and FVD metrics with the StyleGAN-V protocol."""

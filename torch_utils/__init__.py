@@ -1,0 +1,1 @@
+"""PyTorch utilities shared by the networks, the training loop and the metrics."""
