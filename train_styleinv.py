@@ -1,0 +1,84 @@
+"""Stage 3: train the StyleInV motion generator (FFA-APE + AdaIN-modulated inversion encoder) with FFA-ST against a
+first-frame-aware sparse video discriminator (Sec. 3 of the paper).
+
+Config = a YAML file from configs/ plus `--section.key=value` overrides, e.g.
+  python train_styleinv.py --cfg configs/deeperforensics.yaml --data data/dfuf256 \\
+      --checkpoint runs/00001-.../network-snapshot-004000.pt --outdir runs --gpus 4 --loss.lambda_reg=0
+"""
+
+from pathlib import Path
+
+import click
+import yaml
+
+from training import launch
+from training.loss_styleinv import build_styleinv_stage
+
+
+# Read a YAML config and apply `--a.b=value` overrides (values parsed as YAML). Unknown keys are an error so that a
+# typo does not silently train the default.
+def load_config(path: str, overrides: list[str]) -> dict:
+    try:
+        cfg = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise click.ClickException(f"--cfg {path}: cannot read the config ({e})") from None
+    if not isinstance(cfg, dict):
+        raise click.ClickException(f"--cfg {path}: expected a mapping at the top level")
+    for item in overrides:
+        if not item.startswith("--") or "=" not in item:
+            raise click.ClickException(f"Unexpected argument '{item}': overrides look like --loss.lambda_reg=0")
+        key, value = item[2:].split("=", 1)
+        *parents, leaf = key.split(".")
+        node = cfg
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise click.ClickException(f"Override '{item}': '{p}' is not a section of {path}")
+            node = node[p]
+        if leaf not in node:
+            raise click.ClickException(f"Override '{item}': '{key}' is not a key of {path} "
+                                       f"(known: {', '.join(node)})")
+        node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
+@click.command(context_settings=dict(show_default=True, ignore_unknown_options=True, allow_extra_args=True))
+@click.option("--cfg", "cfg_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="configs/<name>.yaml")
+@click.option("--data", required=True, type=click.Path(exists=True), help="Video dataset (folder or zip)")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Stage-2 snapshot (encoder + frozen G)")
+@launch.common_options
+@click.pass_context
+def main(ctx, cfg_path, data, checkpoint, outdir, gpus, batch, batch_gpu, kimg, tick, snap, seed, workers, resume,
+         init, metrics, detector_dir, tf32, desc, max_ticks):
+    """Train the StyleInV motion generator."""
+    cfg = load_config(cfg_path, ctx.args)
+    train, data_cfg = cfg["train"], cfg["data"]
+    batch = batch or train["batch"]
+    batch_gpu = batch_gpu or min(train["batch_gpu"], max(batch // gpus, 1))
+    augment_kwargs = None
+    if train["aug"] != "noaug":
+        augment_kwargs = dict(preset=train["augpipe"], adaptive=train["aug"] == "ada", target=train["target"],
+                              p=train.get("p", 0.0))
+    loss_kwargs = dict(cfg["loss"], max_dist=data_cfg["max_dist"], fractional_t=data_cfg["fractional_t"])
+    if cfg["motion"].get("max_num_frames", data_cfg["max_num_frames"]) != data_cfg["max_num_frames"]:
+        raise click.ClickException("motion.max_num_frames must equal data.max_num_frames")
+    stage_kwargs = dict(checkpoint_path=str(Path(checkpoint).resolve()), motion_kwargs=cfg["motion"],
+                        fuse_kwargs=cfg["fuse"], D_kwargs=cfg["discriminator"], loss_kwargs=loss_kwargs,
+                        skip_encoder=cfg["model"]["skip_encoder"], use_ffa_ape=cfg["model"]["use_ffa_ape"],
+                        lr_motion=train["lr_motion"], lr_D=train["lr_D"], ema_kimg=train["ema_kimg"],
+                        augment_kwargs=augment_kwargs, seed=seed)
+    data_kwargs = dict(path=data, kind="clips", max_num_frames=data_cfg["max_num_frames"],
+                       max_dist=data_cfg["max_dist"], xflip=data_cfg["mirror"], seed=seed)
+    metric_names = launch.parse_metrics(metrics) if metrics != "none" else ()
+    parts = [Path(data).stem, "styleinv", Path(cfg_path).stem, f"batch{batch}"] + ([desc] if desc else [])
+    loop_kwargs = dict(build_stage=build_styleinv_stage, stage_kwargs=stage_kwargs, data_kwargs=data_kwargs,
+                       batch_size=batch, batch_gpu=batch_gpu, total_kimg=kimg or train["kimg"],
+                       kimg_per_tick=tick or train["tick"], snapshot_ticks=snap or train["snap"], seed=seed,
+                       init=init, metrics=metric_names, detector_dir=detector_dir, num_workers=workers,
+                       allow_tf32=tf32, max_ticks=max_ticks)
+    launch.run(outdir=outdir, desc="-".join(parts), gpus=gpus, resume=resume, loop_kwargs=loop_kwargs)
+
+
+if __name__ == "__main__":
+    main()
