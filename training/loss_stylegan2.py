@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from training import image_utils
-from training.training_loop import Phase, Stage, make_adam
+from training.training_loop import Phase, Stage, make_adam, metrics_hook
 
 
 # StyleGAN2-ADA's loss. With `parent_G` set it is the style-transfer loss of Sec. 3.5: the child's images are pulled
@@ -207,32 +207,22 @@ def build_stylegan_stage(*, device, stats, dataset, G_kwargs: dict, D_kwargs: di
 
     return Stage(networks=networks, phases=phases, loss=loss, ema={"G_ema": "G"}, ema_kimg=ema_kimg,
                  ema_rampup=ema_rampup, augment=ada, status_keys=("Loss/G/loss", "Loss/D/loss"),
-                 snapshot_images=snapshot_images)
+                 snapshot_images=snapshot_images,
+                 compute_metrics=metrics_hook(image_clips(G_ema), dataset.path, device, dataset.resolution))
 
 
-# The transfer child starts as the parent's G_ema (and its D when the file has one, else a fresh D).
-def _transfer_start(parent_path: str, common: dict, D_kwargs: dict):
-    from training import checkpoint
-    from training.networks_stylegan2 import Discriminator
-    nets = checkpoint.load_networks(parent_path)
-    G = nets.get("G_ema", nets.get("G"))
-    if G is None:
-        raise ValueError(f"--transfer-from {parent_path}: the file holds no generator (G_ema or G)")
-    if G.img_resolution != common["img_resolution"]:
-        raise ValueError(f"--transfer-from {parent_path}: the parent generates {G.img_resolution}px images but "
-                         f"the dataset is {common['img_resolution']}px; use --resolution to resize the data")
-    D = nets.get("D") or Discriminator(**{**D_kwargs, **common})
-    return copy.deepcopy(G), D
-
-
-def _transfer_losses(transfer_kwargs: dict, device) -> dict:
-    out = {}
-    if transfer_kwargs.get("perceptual_weight", 0) > 0:
-        from training.perceptual import load_lpips
-        out["perceptual"] = load_lpips("vgg", path=transfer_kwargs.get("lpips_path"), device=device)
-        out["perceptual_weight"] = transfer_kwargs["perceptual_weight"]
-    if transfer_kwargs.get("identity_weight", 0) > 0:
-        from training.perceptual import IdentityLoss, load_arcface
-        out["identity"] = IdentityLoss(load_arcface(transfer_kwargs.get("arcface_path"), device=device))
-        out["identity_weight"] = transfer_kwargs["identity_weight"]
-    return out
+# Fake source for the metrics from an image generator: "clips" of independent images (FID only looks at frames),
+# one seed per clip so that ranks generating blocks of one sequence agree with a single process.
+def image_clips(G):
+    @torch.no_grad()
+    def fake_clips(num_videos: int, num_frames: int, seed: int, batch_size: int, start: int = 0):
+        from training.video_generation import clip_seeds
+        device = next(G.parameters()).device
+        for offset in range(0, num_videos, batch_size):
+            seeds = clip_seeds(seed, min(batch_size, num_videos - offset), start + offset)
+            z = torch.cat([torch.randn([num_frames, G.z_dim], generator=torch.Generator().manual_seed(s))
+                           for s in seeds]).to(device)
+            c = torch.zeros([len(z), G.c_dim], device=device)
+            images = torch.cat([G(zz, cc, noise_mode="const") for zz, cc in zip(z.split(64), c.split(64))])
+            yield image_utils.to_uint8(images).unflatten(0, (len(seeds), num_frames))
+    return fake_clips

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from torch_utils import distributed
 from training import image_utils
-from training.training_loop import Phase, Stage, make_adam
+from training.training_loop import Phase, Stage, make_adam, metrics_hook
 
 
 # Fake timestamps [N, 4] in frames: SPEC 1.7's sampler (shared with the real clips) with a fractional offset.
@@ -206,4 +206,15 @@ def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion
     return Stage(networks=networks, phases=phases, loss=loss, ema={"motion_generator_ema": "motion_generator"},
                  ema_kimg=ema_kimg, ema_rampup=None, augment=ada, nimg_per_sample=num_frames,
                  status_keys=("Loss/SI/loss", "Loss/SI/first_frame_recon", "Loss/D/loss"),
-                 snapshot_images=snapshot_images)
+                 snapshot_images=snapshot_images, compute_metrics=_metrics(G, motion_generator_ema, noise_mode,
+                                                                           dataset, device))
+
+
+# Metrics on the EMA motion generator: a video source over the in-memory networks (the same one
+# calc_metrics.py builds from a snapshot file).
+def _metrics(G, motion_generator_ema, noise_mode, dataset, device):
+    def compute(names, snapshot, detector_dir):
+        from training.video_generation import VideoGenerator, video_source
+        fake_clips = video_source(VideoGenerator(G, motion_generator_ema, None, noise_mode, device))
+        return metrics_hook(fake_clips, dataset.path, device, dataset.resolution)(names, snapshot, detector_dir)
+    return compute

@@ -58,6 +58,17 @@ class Stage:
     evaluate: Callable[[], dict] | None = None  # cheap per-snapshot evaluation on rank 0 -> {metric, results}
 
 
+# A Stage.compute_metrics for a fake-clip source (see metrics.metric_main.FakeClips) against the real dataset.
+def metrics_hook(fake_clips: Callable, real_data: str, device: torch.device, resolution: int | None = None):
+    def compute(names: list[str], snapshot: str, detector_dir: str | None) -> list[dict]:
+        from metrics.metric_main import compute_metrics
+        return compute_metrics(names, fake_clips, real_data, detector_dir=detector_dir, device=device,
+                               rank=distributed.get_rank(), world_size=distributed.get_world_size(),
+                               resolution=resolution, snapshot=os.path.basename(snapshot), progress=False,
+                               num_workers=min(3, os.cpu_count() or 1))
+    return compute
+
+
 # Adam with StyleGAN2's lazy-regularisation correction: lr * r/(r+1), betas ** (r/(r+1)).
 def make_adam(params, lr: float, betas=(0.0, 0.99), eps: float = 1e-8, reg_interval: int | None = None):
     if reg_interval:
@@ -474,6 +485,8 @@ def _save_snapshot(stage: Stage, state: dict, run_dir: Path) -> Path:
         checkpoint.save_checkpoint(path, stage.networks, training_state=training_state,
                                    metadata=dict(kimg=state["cur_nimg"] / 1000, time=time.time()))
         print(f"Saved snapshot {path}", flush=True)
+    if distributed.get_world_size() > 1:
+        torch.distributed.barrier()  # the snapshot exists for every rank from here on
     return path
 
 

@@ -261,11 +261,17 @@ class VideoGenerator:
 # so the clips do not depend on batch_size. kw: chunk (frames per network call, default 32), trunc (default 1).
 def video_source_from_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
                                  noise_mode: str = "const", chunk: int = 32, trunc: float = 1.0, **kw):
-    generator = load_video_generator(path, device, noise_mode, **kw)
+    return video_source(load_video_generator(path, device, noise_mode, **kw), chunk, trunc)
 
-    def fake_clips(num_videos: int, num_frames: int, seed: int, batch_size: int) -> Iterator[torch.Tensor]:
-        for start in range(0, num_videos, batch_size):
-            seeds = clip_seeds(seed, min(batch_size, num_videos - start), start)
+
+# The metrics' fake source over a VideoGenerator: fake_clips(num_videos, num_frames, seed, batch_size) yields
+# uint8 [b, num_frames, 3, H, W] on the generator's device, videos from t = 0 with per-video seeds. `start` is the
+# index of the first video, so ranks generating blocks of one sequence give results independent of the GPU count.
+def video_source(generator: "VideoGenerator", chunk: int = 32, trunc: float = 1.0):
+    def fake_clips(num_videos: int, num_frames: int, seed: int, batch_size: int,
+                   start: int = 0) -> Iterator[torch.Tensor]:
+        for offset in range(0, num_videos, batch_size):
+            seeds = clip_seeds(seed, min(batch_size, num_videos - offset), start + offset)
             chunks = generator.iter_video_chunks(seeds, num_frames, chunk=chunk, trunc=trunc)
             yield torch.cat(list(chunks), dim=1)
 
