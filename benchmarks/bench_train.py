@@ -24,7 +24,7 @@ from training.training_loop import _run_phase  # noqa: E402
 
 class _FakeDataset:  # only what the stage builder reads (real-image grid and shapes)
     def __init__(self, resolution):
-        self.resolution, self.num_channels, self.label_dim = resolution, 3, 0
+        self.resolution, self.num_channels, self.label_dim, self.path = resolution, 3, 0, "(none)"
 
     def __len__(self):
         return 8
