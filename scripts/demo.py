@@ -22,7 +22,7 @@ PROFILES = {
     "full": dict(videos=64, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=60, stylegan_tick=4,
                  encoder="small", encoder_kimg=16, encoder_tick=4, styleinv_cfg="small", styleinv_kimg=12,
                  styleinv_tick=2, gen_videos=8, gen_frames=128, eval_videos=16),
-    "quick": dict(videos=6, frames=40, resolution=16, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,
+    "quick": dict(videos=6, frames=40, resolution=32, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,
                   encoder="tiny", encoder_kimg=0.05, encoder_tick=0.05, styleinv_cfg="tiny", styleinv_kimg=0.05,
                   styleinv_tick=0.025, gen_videos=4, gen_frames=40, eval_videos=4),
 }
@@ -55,6 +55,16 @@ def _newest_snapshot(runs: Path, marker: str) -> Path:
     if not snaps:
         raise click.ClickException(f"No snapshot found under {runs} for {marker}")
     return snaps[-1]
+
+
+# The first frame of the dataset's first video, as a "real photo" to animate (initial-frame conditioned generation).
+def _export_real_frame(data: Path, dest: Path) -> Path:
+    import PIL.Image
+
+    from training.dataset import ConsecutiveClipDataset
+    frame = ConsecutiveClipDataset(str(data), num_frames=1, random_offset=False)[0][0]
+    PIL.Image.fromarray(frame.transpose(1, 2, 0)).save(dest)
+    return dest
 
 
 # First-frame reconstruction PSNR (Eq. 4's target) and identity consistency of generated vs real videos.
@@ -127,7 +137,11 @@ def main(data, outdir, profile):
                                   "--grid", f"{rows}x{n // rows}", "--fps", "16"], logs)
     _run("Generate: 2x slow motion", ["generate.py", "videos", *gen_common, "--seeds", "0", "--slowmo", "2",
                                       "--fps", "16"], logs)
-    _run("Generate: strip", ["generate.py", "videos", *gen_common, "--seeds", "0-3", "--format", "strip"], logs)
+    _run("Generate: strip", ["generate.py", "videos", *gen_common, "--seeds", "0-3", "--grid", "4x1",
+                             "--format", "strip"], logs)
+    first_frame = _export_real_frame(data, out / "real_frame.png")
+    _run("Generate: animate a real frame", ["generate.py", "animate", *gen_common, "--image", str(first_frame),
+                                            "--fps", "16"], logs)
     times["generation"] = time.time() - start
 
     click.secho("\n=== Evaluation ===", bold=True)

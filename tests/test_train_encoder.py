@@ -1,7 +1,6 @@
 """Stage 2 through the shared loop: the encoder learns to reconstruct, G stays frozen, resume works."""
 
 import json
-from pathlib import Path
 
 import torch
 from click.testing import CliRunner

@@ -40,7 +40,8 @@ def test_tiny_styleinv_run_lowers_first_frame_error(sprites32_dir, stage2_checkp
     assert (run_dir / "reals.png").is_file() and list(run_dir.glob("fakes*.png"))
 
     result = _train(["--data", str(sprites32_dir), "--checkpoint", str(stage2_checkpoint), "--outdir",
-                     str(tmp_path), "--kimg", "1.04", "--tick", "0.08", "--resume", "latest", "--train.lr_motion=0.003", *ARGS])
+                     str(tmp_path), "--kimg", "1.04", "--tick", "0.08", "--resume", "latest",
+                     "--train.lr_motion=0.003", *ARGS])
     assert "Resumed from" in result.output
     assert checkpoint.load_training_state(training_loop.latest_snapshot(run_dir))["cur_nimg"] >= 1040
 

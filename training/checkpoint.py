@@ -119,6 +119,13 @@ def _tensor_crc32(value: Any, crc: int = 0) -> int:
     return crc
 
 
+# The process umask (read without changing it for longer than a call).
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # Write `networks` (each as class path, init_kwargs and CPU state dict), optional `training_state` (optimizer
 # states, counters, RNG states, ...: tensors and plain data, numpy converted) and `metadata` to `path`, atomically
 # (temporary file in the same folder, then os.replace).
@@ -149,6 +156,7 @@ def save_checkpoint(path: str | os.PathLike, networks: dict[str, torch.nn.Module
             torch.save(content, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; snapshots get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

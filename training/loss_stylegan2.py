@@ -226,3 +226,31 @@ def image_clips(G):
             images = torch.cat([G(zz, cc, noise_mode="const") for zz, cc in zip(z.split(64), c.split(64))])
             yield image_utils.to_uint8(images).unflatten(0, (len(seeds), num_frames))
     return fake_clips
+
+
+# The transfer child starts as the parent's G_ema (and its D when the file has one, else a fresh D).
+def _transfer_start(parent_path: str, common: dict, D_kwargs: dict):
+    from training import checkpoint
+    from training.networks_stylegan2 import Discriminator
+    nets = checkpoint.load_networks(parent_path)
+    G = nets.get("G_ema", nets.get("G"))
+    if G is None:
+        raise ValueError(f"--transfer-from {parent_path}: the file holds no generator (G_ema or G)")
+    if G.img_resolution != common["img_resolution"]:
+        raise ValueError(f"--transfer-from {parent_path}: the parent generates {G.img_resolution}px images but "
+                         f"the dataset is {common['img_resolution']}px; use --resolution to resize the data")
+    D = nets["D"] if "D" in nets else Discriminator(**{**D_kwargs, **common})
+    return copy.deepcopy(G), D
+
+
+def _transfer_losses(transfer_kwargs: dict, device) -> dict:
+    out = {}
+    if transfer_kwargs.get("perceptual_weight", 0) > 0:
+        from training.perceptual import load_lpips
+        out["perceptual"] = load_lpips("vgg", path=transfer_kwargs.get("lpips_path"), device=device)
+        out["perceptual_weight"] = transfer_kwargs["perceptual_weight"]
+    if transfer_kwargs.get("identity_weight", 0) > 0:
+        from training.perceptual import IdentityLoss, load_arcface
+        out["identity"] = IdentityLoss(load_arcface(transfer_kwargs.get("arcface_path"), device=device))
+        out["identity_weight"] = transfer_kwargs["identity_weight"]
+    return out

@@ -118,10 +118,14 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# Snapshot file name: kimg with 6 digits as in StyleGAN2-ADA, plus the remaining images for sub-kimg runs.
-def snapshot_name(cur_nimg: int) -> str:
+# kimg tag of snapshot and image files: 6 digits as in StyleGAN2-ADA, plus the remaining images for sub-kimg runs.
+def kimg_tag(cur_nimg: int) -> str:
     rest = f"-{cur_nimg % 1000:03d}" if cur_nimg % 1000 else ""
-    return f"network-snapshot-{cur_nimg // 1000:06d}{rest}.pt"
+    return f"{cur_nimg // 1000:06d}{rest}"
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    return f"network-snapshot-{kimg_tag(cur_nimg)}.pt"
 
 
 def _snapshot_nimg(path: Path) -> int:
@@ -465,7 +469,7 @@ def _save_images(stage: Stage, run_dir: Path, logger: _Logger, cur_nimg: int, in
     for name, image in stage.snapshot_images().items():
         if name == "reals" and not initial:
             continue
-        filename = f"{name}.png" if name == "reals" else f"{name}{'_init' if initial else f'{cur_nimg // 1000:06d}'}.png"
+        filename = f"{name}.png" if name == "reals" else f"{name}{'_init' if initial else kimg_tag(cur_nimg)}.png"
         _write_image(run_dir / filename, image)
         logger.write_image(name, image, cur_nimg)
 

@@ -399,3 +399,16 @@ def test_reading_official_pickle_does_not_use_pickle_load(tmp_path, nets, monkey
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(pickle, "loads", forbidden)
     assert set(load_networks(path)) == {"G", "D", "G_ema"}
+
+
+def test_saved_checkpoint_follows_the_umask(tmp_path):
+    import os
+
+    from tests.conftest import make_tiny_generator
+    from training.checkpoint import save_checkpoint
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "a.pt", {"G": make_tiny_generator()})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.pt").stat().st_mode & 0o777 == 0o644
