@@ -26,6 +26,7 @@ def test_encoder_lowers_reconstruction_error_and_keeps_g_frozen(sprites_dir, sta
     assert l2[-1] < 0.7 * l2[0], l2
     evals = [json.loads(line) for line in (run_dir / "metric-reconstruction.jsonl").read_text().splitlines()]
     assert len(evals) >= 1 and "psnr" in evals[-1]["results"]
+    assert evals[-1]["results"]["psnr"] > evals[-1]["results"]["psnr_w_avg"]
     snap = training_loop.latest_snapshot(run_dir)
     nets = checkpoint.load_networks(snap)
     G0 = checkpoint.load_networks(stage1_checkpoint)["G_ema"].state_dict()

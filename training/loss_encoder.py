@@ -116,10 +116,16 @@ def build_encoder_stage(*, device, stats, dataset, generator: str, encoder_kwarg
         pairs = torch.stack([eval_images, image_utils.to_uint8(reconstructions())], 1).flatten(0, 1)
         return {"reconstructions": image_utils.tile(pairs, 2 * eval_cols)}  # input | reconstruction
 
+    # Baseline: the same PSNR for the average image G(w_avg), which any useful encoder must beat.
+    with torch.no_grad():
+        x_eval = image_utils.to_float(eval_images)
+        w_avg = G.mapping.w_avg.reshape(1, 1, -1).expand(x_eval.shape[0], G.num_ws, -1)
+        psnr_w_avg = float(psnr(G.synthesis(w_avg, noise_mode=loss.noise_mode), x_eval).mean())
+
     @torch.no_grad()
     def evaluate() -> dict:
         x, y = image_utils.to_float(eval_images), reconstructions()
-        results = {"psnr": float(psnr(y, x).mean())}
+        results = {"psnr": float(psnr(y, x).mean()), "psnr_w_avg": psnr_w_avg}
         if lpips is not None:
             results["lpips"] = float(lpips(y, x).mean())
         return {"metric": "reconstruction", "results": results}
