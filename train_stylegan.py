@@ -36,6 +36,8 @@ def _dataset_info(data: str, resolution: int | None):
 @click.option("--augpipe", default="bgc", help="Augmentation preset (blit, geom, color, bgc, bgcfnc, ...)")
 @click.option("--noise/--no-noise", default=None, help="Noise inputs in G [default: preset]")
 @click.option("--fp32", is_flag=True, help="Disable mixed precision (fp16 is only ever used on CUDA)")
+@click.option("--glr", type=click.FloatRange(min=0, min_open=True), help="G learning rate [default: preset]")
+@click.option("--dlr", type=click.FloatRange(min=0, min_open=True), help="D learning rate [default: preset]")
 @click.option("--transfer-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Style transfer: fine-tune this parent generator (ours or an official .pkl)")
 @click.option("--freeze-res", type=int, default=32, help="Transfer: freeze mapping and synthesis blocks <= this res")
@@ -44,7 +46,8 @@ def _dataset_info(data: str, resolution: int | None):
 @click.option("--lpips-path", type=click.Path(), default=None, help="Folder with vgg16-397923af.pth and vgg.pth")
 @click.option("--arcface-path", type=click.Path(), default=None, help="Path to model_ir_se50.pth")
 @launch.common_options
-def main(data, cfg, resolution, gamma, mirror, class_aware, aug, aug_p, target, augpipe, noise, fp32, transfer_from,
+def main(data, cfg, resolution, gamma, mirror, class_aware, aug, aug_p, target, augpipe, noise, fp32, glr, dlr,
+         transfer_from,
          freeze_res, perceptual_weight, identity_weight, lpips_path, arcface_path, outdir, gpus, batch, batch_gpu,
          kimg, tick, snap, seed, workers, resume, init, metrics, detector_dir, tf32, desc, max_ticks):
     """Train StyleGAN2 on the frames of a video dataset."""
@@ -52,6 +55,8 @@ def main(data, cfg, resolution, gamma, mirror, class_aware, aug, aug_p, target, 
     spec = stylegan2_preset(cfg, resolution=res, gpus=gpus)
     if gamma is not None:
         spec.loss_kwargs["r1_gamma"] = gamma
+    spec.G_opt_kwargs["lr"] = glr or spec.G_opt_kwargs["lr"]
+    spec.D_opt_kwargs["lr"] = dlr or spec.D_opt_kwargs["lr"]
     if noise is not None:
         spec.G_kwargs.synthesis_kwargs["use_noise"] = noise
     if fp32:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 # Training lengths (kimg) per stage. `full` is the README demo; `quick` is the CI smoke test of the same pipeline.
 PROFILES = {
-    "full": dict(videos=64, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=60, stylegan_tick=4,
+    "full": dict(videos=64, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=15, stylegan_tick=3,
                  encoder="small", encoder_kimg=16, encoder_tick=4, styleinv_cfg="small", styleinv_kimg=12,
                  styleinv_tick=2, gen_videos=8, gen_frames=128, eval_videos=16),
     "quick": dict(videos=6, frames=40, resolution=32, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,

@@ -183,3 +183,29 @@ def test_nan_loss_is_reported_by_name(sprites_dir, tmp_path):
     batch = [torch.zeros([2, 3, 16, 16], dtype=torch.uint8), torch.zeros([2, 0])]
     with pytest.raises(FloatingPointError, match="'G/adv'"):
         training_loop._run_phase(stage, stage.phases[0], [batch], stage.loss.stats)
+
+
+def test_fakes_move_toward_the_data(sprites_dir, tmp_path):
+    # A simple statistic: per-channel mean and std of the images. Random init G makes grey-ish noise; after a
+    # short run the EMA generator's statistics must be clearly closer to the sprites' than at the start.
+    _train(["--data", str(sprites_dir), "--outdir", str(tmp_path), "--kimg", "0.8", "--snap", "1000",
+            "--cfg", "tiny", "--batch", "8", "--batch-gpu", "8", "--tick", "0.4", "--workers", "0", "--aug", "noaug",
+            "--glr", "0.005", "--dlr", "0.005"])
+    run_dir, = _run_dirs(tmp_path)
+    from training.dataset import open_dataset
+    ds = open_dataset(str(sprites_dir))
+    reals = torch.stack([torch.from_numpy(ds[i][0]) for i in range(0, len(ds), 3)]).float() / 127.5 - 1
+
+    def stats(x):
+        return torch.cat([x.mean([0, 2, 3]), x.std([0, 2, 3])])
+
+    def distance(path):
+        G = checkpoint.load_networks(path)["G_ema"]
+        with torch.no_grad():
+            fakes = G(torch.randn([256, G.z_dim], generator=torch.Generator().manual_seed(0)), None,
+                      noise_mode="const").clamp(-1, 1)
+        return float((stats(fakes) - stats(reals)).norm())
+
+    snaps = sorted(run_dir.glob("network-snapshot-*.pt"), key=lambda p: training_loop._snapshot_nimg(p))
+    start, end = distance(snaps[0]), distance(snaps[-1])
+    assert end < 0.5 * start, (start, end)
