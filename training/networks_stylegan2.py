@@ -57,7 +57,7 @@ class FullyConnectedLayer(torch.nn.Module):
         if self.activation == "linear" and b is not None and x.ndim == 2:
             return torch.addmm(b.unsqueeze(0), x, w.t())
         x = x.matmul(w.t())
-        return bias_act.bias_act(x, b, dim=x.ndim - 1, act=self.activation)
+        return bias_act.bias_act(x, b, dim=x.ndim - 1, act=self.activation, inplace=True)  # x is fresh
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
@@ -96,7 +96,8 @@ class Conv2dLayer(torch.nn.Module):
         x = conv2d_resample.conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down,
                                             padding=self.padding, flip_weight=(self.up == 1))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp,
+                                 inplace=True)  # x is the fresh conv output: no copy without autograd
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, activation={self.activation}, "
@@ -207,7 +208,7 @@ class SynthesisLayer(torch.nn.Module):
                              fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain,
-                                 clamp=clamp)
+                                 clamp=clamp, inplace=True)  # x is the fresh conv output
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, resolution={self.resolution}, "
@@ -232,7 +233,7 @@ class ToRGBLayer(torch.nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=True)  # fresh conv output
 
 
 # One resolution of the synthesis network: [const 4x4 | conv0 (2x up)], conv1, torgb (skip), or a resnet skip.

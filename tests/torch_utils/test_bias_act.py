@@ -71,6 +71,51 @@ def test_defaults_are_linear_identity_and_channels_last_is_supported():
     torch.testing.assert_close(y, expected_bias_act(x, b, 1, "lrelu", None, None, None))
 
 
+# Without autograd, bias_act works in place after its first op; it must give the out-of-place reference's exact
+# values and memory layout, and never write into x.
+@pytest.mark.parametrize("act", list(EXPECTED))
+def test_inplace_path_matches_out_of_place_bitwise(act):
+    torch.manual_seed(0)
+    base = torch.randn(2, 3, 4, 5) * 3
+    for dim, with_bias, gain, clamp, channels_last in itertools.product([1, -1], [False, True], [None, 1.0, 0.7],
+                                                                        [None, 0.5], [False, True]):
+        x = base.contiguous(memory_format=torch.channels_last) if channels_last else base.clone()
+        b = torch.randn(x.shape[dim]) if with_bias else None
+        cfg = ba._check_args(x, b, dim, act, None, gain, clamp)
+        y = ba._bias_act_inplace(x, b, cfg)
+        expected = ba._bias_act_ref(x, b, cfg)
+        label = f"dim={dim} bias={with_bias} gain={gain} clamp={clamp} channels_last={channels_last}"
+        assert torch.equal(y, expected), label
+        assert y.stride() == expected.stride(), label
+        assert torch.equal(x, base), label  # the input is never written
+        assert (y is x) == (expected is x), label  # nothing to do: both return x itself
+        # inplace=True: the result is written into x itself (activations with an in-place form).
+        y = ba._bias_act_inplace(x, b, cfg, overwrite=True)
+        assert torch.equal(y, expected) and y.stride() == expected.stride(), label
+        if ba.ACTIVATIONS[act].func_ is not None or act == "linear":
+            assert y.data_ptr() == x.data_ptr(), label
+
+
+def test_inplace_path_is_used_only_without_gradients():
+    torch.manual_seed(0)
+    x, b = torch.randn(2, 3, 4, 4), torch.randn(3)
+    xg = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        y = ba.bias_act(xg, b, act="lrelu", clamp=1.0)
+    assert not y.requires_grad
+    torch.testing.assert_close(y, expected_bias_act(x, b, 1, "lrelu", None, None, 1.0))
+    # inplace=True is ignored when x needs a gradient: x keeps its values and the result has a graph.
+    y = ba.bias_act(xg, b, act="lrelu", inplace=True)
+    assert y.requires_grad and torch.equal(xg.detach(), x)
+    # Only b needs a gradient: the autograd path must still run, and give b's exact gradient.
+    bg = b.clone().requires_grad_(True)
+    y = ba.bias_act(x, bg, act="lrelu", gain=3.0)
+    assert y.requires_grad
+    (grad,) = torch.autograd.grad(y.sum(), bg)
+    slope = torch.where(x + b.reshape(1, 3, 1, 1) > 0, 1.0, 0.2) * 3.0
+    torch.testing.assert_close(grad, slope.sum(dim=[0, 2, 3]))
+
+
 # Inputs kept away from the kinks of relu/lrelu/clamp so finite differences are valid.
 def _smooth_inputs(shape, dim):
     torch.manual_seed(1)

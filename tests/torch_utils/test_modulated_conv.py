@@ -7,7 +7,7 @@ import torch
 
 from tests.torch_utils.test_conv2d_resample import naive_conv2d_resample
 from torch_utils.ops import upfirdn2d as ufd
-from torch_utils.ops.modulated_conv import modulated_conv2d
+from torch_utils.ops.modulated_conv import demodulation_coefficients, modulated_conv2d
 
 
 # These tensors are tiny: one CPU thread is much faster than two fighting over shared cores.
@@ -53,6 +53,43 @@ def test_matches_naive_per_sample(up, down):
         expected = naive_modulated_conv2d(x, weight, styles, n, up, down, 1, f, demodulate, flip_weight)
         label = f"demod={demodulate} fused={fused} noise={with_noise} flip={flip_weight}"
         torch.testing.assert_close(y, expected, msg=lambda m, label=label: f"{label}: {m}")
+
+
+def test_demodulation_coefficients_match_explicit_per_sample_weights():
+    # The matmul form against Eq. 3 on the full [N, O, I, kh, kw] tensor, in float64 (non-square kernel).
+    torch.manual_seed(0)
+    weight = torch.randn(5, 4, 3, 2, dtype=torch.float64)
+    styles = torch.randn(3, 4, dtype=torch.float64)
+    w = weight.unsqueeze(0) * styles.reshape(3, 1, 4, 1, 1)
+    expected = 1 / (w.square().sum(dim=[2, 3, 4]) + 1e-8).sqrt()
+    torch.testing.assert_close(demodulation_coefficients(weight, styles), expected, rtol=1e-12, atol=0)
+    tiny = torch.zeros(2, 4, dtype=torch.float64)  # zero styles: only the epsilon is left
+    torch.testing.assert_close(demodulation_coefficients(weight, tiny), torch.full((2, 5), 1e4, dtype=torch.float64))
+
+
+# Without autograd the non-fused path demodulates and adds the noise in place on the conv output: the values must
+# equal the autograd path's exactly, and the inputs must stay untouched.
+@pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2)])
+def test_no_grad_path_matches_autograd_path(up, down):
+    f = ufd.setup_filter([1, 3, 3, 1])
+    x, weight, styles, noise = (t.float() for t in _inputs(up, down))
+    x = x.contiguous(memory_format=torch.channels_last)
+    for demodulate, with_noise in itertools.product([True, False], repeat=2):
+        n = noise if with_noise else None
+        kwargs = dict(up=up, down=down, padding=1, resample_filter=f, demodulate=demodulate, fused_modconv=False)
+        saved = [t.clone() for t in (x, weight, styles, noise)]
+        with torch.no_grad():
+            fast = modulated_conv2d(x, weight, styles, noise=n, **kwargs)
+        slow = modulated_conv2d(x, weight.clone().requires_grad_(True), styles, noise=n, **kwargs)
+        assert slow.requires_grad and torch.equal(fast, slow.detach()), f"demod={demodulate} noise={with_noise}"
+        assert all(torch.equal(a, b) for a, b in zip(saved, (x, weight, styles, noise)))
+    # Noise with a larger batch than x broadcasts the output up (so it cannot be written into x).
+    with torch.no_grad():
+        y = modulated_conv2d(x[:1], weight, styles[:1], noise=noise, up=up, down=down, padding=1, resample_filter=f,
+                             fused_modconv=False)
+    expected = naive_modulated_conv2d(x[:1].double(), weight.double(), styles[:1].double(), None, up, down, 1,
+                                      f.double(), True, True) + noise.double()
+    torch.testing.assert_close(y.double(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_demodulated_output_channels_have_unit_weight_norm():

@@ -77,6 +77,34 @@ def test_reference_matches_naive(fname):
     assert count > 100  # most of the 180 combinations give a non-empty output
 
 
+# Symmetric non-negative padding runs through conv2d's own padding (and decimation through its stride); the rest
+# through explicit pad/crop. Every variant, in float32 and channels_last too, against the naive definition.
+@pytest.mark.parametrize("padding", [0, 3, [1, 2], [2, 2, 0, 0], [2, 1, 2, 1], [-1, -1, 2, 2], [-1, -1, -1, -1],
+                                     [1, -1, 1, 1]])
+def test_padding_variants_match_naive(padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    for fname, f in _filters().items():
+        for up, down, channels_last in itertools.product([1, 2], [1, 2], [False, True]):
+            expected = naive_upfirdn2d(x, f, up, down, padding, False, 2.0)
+            if min(expected.shape[2:]) < 1:
+                continue  # e.g. the 8-tap filter on the unpadded 7x6 input
+            x32 = x.float().contiguous(memory_format=torch.channels_last) if channels_last else x.float()
+            y = ufd.upfirdn2d(x32, None if f is None else f.float(), up, down, padding, False, 2.0)
+            label = f"{fname} up={up} down={down} channels_last={channels_last}"
+            torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m, label=label: f"{label}: {m}")
+
+
+def test_output_never_shares_memory_with_input():
+    # Callers may update the result in place (modulated_conv2d does without autograd).
+    x = torch.randn(1, 2, 5, 5)
+    for f, padding, gain in [(None, 0, 1), (None, [1, 1, 1, 1], 1), (None, -1, 1), (None, 0, 2.0),
+                             (ufd.setup_filter([1, 3, 3, 1]), 2, 1)]:
+        y = ufd.upfirdn2d(x, f, padding=padding, gain=gain)
+        assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
 def test_empty_output_raises():
     with pytest.raises(ValueError, match="empty"):
         ufd.upfirdn2d(torch.zeros(1, 1, 2, 2), ufd.setup_filter([1, 3, 3, 1]), padding=-1)

@@ -17,7 +17,9 @@ the negative slope of lrelu and the alpha of elu; the other activations ignore i
 Two paths: `_bias_act_ref` below (plain PyTorch: the specification, used on CPU and as the fallback) and the CUDA
 kernel in bias_act.cu (one fused pass forward; one pass per gradient order), used for CUDA tensors when it builds
 (see cuda_build.py, `STYLEINV_OPS`). Both give first- and second-order gradients (R1 / path-length regularisation);
-the CUDA path raises on a third-order gradient.
+the CUDA path raises on a third-order gradient. When no gradient is needed (grad mode off, or neither x nor b
+requires grad), the reference path runs in place after its first op, or from the start with inplace=True
+(`_bias_act_inplace`): same values, fewer full-size temporaries.
 """
 
 import math
@@ -37,23 +39,26 @@ EXTENSION_SOURCES = (os.path.join(_HERE, "bias_act.cpp"), os.path.join(_HERE, "b
 EXTENSION_DEPENDS = (os.path.join(_HERE, "bias_act.h"),)
 
 
-# One activation: its id in bias_act.h, reference function f(x, alpha), defaults, and whether f'' != 0.
+# One activation: its id in bias_act.h, reference function f(x, alpha), defaults, whether f'' != 0, and an in-place
+# variant f_(x, alpha) giving bit-identical values (None where torch has none).
 class Activation(NamedTuple):
     code: int
     func: Callable[[torch.Tensor, float], torch.Tensor]
     alpha: float
     gain: float
     curved: bool
+    func_: Callable[[torch.Tensor, float], torch.Tensor] | None = None
 
 
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(0, lambda x, a: x, 0.0, 1.0, False),
-    "relu": Activation(1, lambda x, a: F.relu(x), 0.0, math.sqrt(2), False),
-    "lrelu": Activation(2, lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2), False),
-    "tanh": Activation(3, lambda x, a: torch.tanh(x), 0.0, 1.0, True),
-    "sigmoid": Activation(4, lambda x, a: torch.sigmoid(x), 0.0, 1.0, True),
-    "elu": Activation(5, lambda x, a: F.elu(x, alpha=a), 1.0, 1.0, True),
-    "selu": Activation(6, lambda x, a: F.selu(x), 0.0, 1.0, True),
+    "relu": Activation(1, lambda x, a: F.relu(x), 0.0, math.sqrt(2), False, lambda x, a: F.relu_(x)),
+    "lrelu": Activation(2, lambda x, a: F.leaky_relu(x, a), 0.2, math.sqrt(2), False,
+                        lambda x, a: F.leaky_relu_(x, a)),
+    "tanh": Activation(3, lambda x, a: torch.tanh(x), 0.0, 1.0, True, lambda x, a: x.tanh_()),
+    "sigmoid": Activation(4, lambda x, a: torch.sigmoid(x), 0.0, 1.0, True, lambda x, a: x.sigmoid_()),
+    "elu": Activation(5, lambda x, a: F.elu(x, alpha=a), 1.0, 1.0, True, lambda x, a: F.elu_(x, alpha=a)),
+    "selu": Activation(6, lambda x, a: F.selu(x), 0.0, 1.0, True, lambda x, a: F.selu(x, inplace=True)),
     "softplus": Activation(7, lambda x, a: F.softplus(x), 0.0, 1.0, True),
     "swish": Activation(8, lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2), True),
 }
@@ -71,12 +76,17 @@ class _Config(NamedTuple):
     clamp: float
 
 
-# Fused bias + activation + gain + clamp (see the module docstring). Same signature as StyleGAN2-ADA's bias_act.
+# Fused bias + activation + gain + clamp (see the module docstring). Same signature as StyleGAN2-ADA's bias_act,
+# plus `inplace`: True lets the no-gradient path write the result into x itself (pass it only for a tensor nobody
+# else uses, such as a fresh convolution output); it is ignored when a gradient is needed and by the CUDA kernel.
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
-             alpha: float | None = None, gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+             alpha: float | None = None, gain: float | None = None, clamp: float | None = None,
+             inplace: bool = False) -> torch.Tensor:
     cfg = _check_args(x, b, dim, act, alpha, gain, clamp)
     if x.is_cuda and x.dtype in _DTYPE_CODES and x.numel() > 0 and _cuda_extension() is not None:
         return _BiasActCuda.apply(x, b, cfg)
+    if not torch.is_grad_enabled() or not (x.requires_grad or (b is not None and b.requires_grad)):
+        return _bias_act_inplace(x, b, cfg, overwrite=inplace)
     return _bias_act_ref(x, b, cfg)
 
 
@@ -90,6 +100,26 @@ def _bias_act_ref(x: torch.Tensor, b: torch.Tensor | None, cfg: _Config) -> torc
     if cfg.clamp >= 0:
         x = x.clamp(-cfg.clamp, cfg.clamp)
     return x
+
+
+# Reference path without autograd: the same ops in the same order, but only the first one allocates and the rest
+# work in place on that fresh tensor; x itself is written only with overwrite=True, and then nothing allocates
+# (except softplus and swish, which have no in-place form). Bit-identical to `_bias_act_ref`.
+def _bias_act_inplace(x: torch.Tensor, b: torch.Tensor | None, cfg: _Config, overwrite: bool = False) -> torch.Tensor:
+    y = x if overwrite else None  # the tensor to write into, once there is one
+    if b is not None:
+        b = b.reshape([-1 if i == cfg.dim else 1 for i in range(x.ndim)])
+        y = x + b if y is None else y.add_(b)
+    if cfg.act.code != ACTIVATIONS["linear"].code:
+        if y is None:
+            y = cfg.act.func(x, cfg.alpha)
+        else:
+            y = cfg.act.func(y, cfg.alpha) if cfg.act.func_ is None else cfg.act.func_(y, cfg.alpha)
+    if cfg.gain != 1:
+        y = x * cfg.gain if y is None else y.mul_(cfg.gain)
+    if cfg.clamp >= 0:
+        y = x.clamp(-cfg.clamp, cfg.clamp) if y is None else y.clamp_(-cfg.clamp, cfg.clamp)
+    return x if y is None else y
 
 
 # Validate the arguments and fill in the per-activation defaults.

@@ -4,7 +4,9 @@ Per sample n: w'[o, i] = w[o, i] * s[n, i] (modulation, Eq. 1); with demodulatio
 w''[o, i] = w'[o, i] / sqrt(sum_{i,k} w'[o, i, k]^2 + 1e-8) (Eq. 3); then y = conv2d_resample(x[n], w'') + noise.
 Fused path: one grouped convolution with the batch folded into the groups. Non-fused path (what training uses):
 scale the activations by s, run one ordinary convolution, scale the output by the demodulation coefficients, and
-add the noise in the same multiply-add. Both give the same result.
+add the noise in the same multiply-add. Both give the same result. The demodulation norms come from one matmul,
+s^2 @ (sum_k w^2)^T, so the [N, O, I, kh, kw] per-sample weights are only built when the fused path convolves
+with them.
 """
 
 import math
@@ -13,6 +15,12 @@ import torch
 
 from .. import misc
 from .conv2d_resample import conv2d_resample
+
+
+# Demodulation coefficients (Eq. 3) 1 / sqrt(sum_{i,k} (w[o, i, k] s[n, i])^2 + 1e-8) -> [N, O], without building
+# the per-sample weights: the sum equals sum_i s[n, i]^2 sum_k w[o, i, k]^2, one [N, I] @ [I, O] matmul.
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
 
 
 # StyleGAN2 modulated convolution (Eq. 1-3). x [N, I, H, W], weight [O, I, kh, kw], styles [N, I],
@@ -33,29 +41,19 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                            weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    # Per-sample weights (Eq. 1) and demodulation coefficients (Eq. 3).
-    w = dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
-    if demodulate and fused_modconv:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None  # [N, O]
 
     # Non-fused: modulate the activations, one shared convolution, demodulate the output (+ noise in one fma).
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
                             flip_weight=flip_weight)
-        if demodulate and noise is not None:
-            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1))
-        if demodulate:
-            return x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        if noise is not None:
-            return x + noise.to(x.dtype)
-        return x
+        return _demodulate_and_add_noise(x, dcoefs, noise)
 
-    # Fused: the batch becomes the groups of one grouped convolution.
+    # Fused: per-sample weights (Eq. 1, demodulated), the batch becomes the groups of one grouped convolution.
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
+    if demodulate:
+        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_channels, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=batch_size,
@@ -63,4 +61,22 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     x = x.reshape(batch_size, -1, *x.shape[2:])
     if noise is not None:
         x = (x + noise).to(x.dtype)  # same rounding as an in-place add into x
+    return x
+
+
+# x * dcoefs (per sample and output channel) + noise, each part optional. `x` is the fresh output of the
+# convolution, so without autograd it is updated in place (same kernels, same values, no new full-size tensor).
+def _demodulate_and_add_noise(x: torch.Tensor, dcoefs: torch.Tensor | None,
+                              noise: torch.Tensor | None) -> torch.Tensor:
+    inplace = not torch.is_grad_enabled() or not (x.requires_grad or (dcoefs is not None and dcoefs.requires_grad)
+                                                  or (noise is not None and noise.requires_grad))
+    inplace = inplace and (noise is None or torch.broadcast_shapes(x.shape, noise.shape) == x.shape)
+    out = {"out": x} if inplace else {}
+    if dcoefs is not None:
+        d = dcoefs.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
+        if noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, d, **out)
+        return torch.mul(x, d, **out)
+    if noise is not None:
+        return torch.add(x, noise.to(x.dtype), **out)
     return x

@@ -108,25 +108,33 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, 
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 
-# Reference path: zero insertion by reshape + pad, crop by slicing, depthwise conv2d, strided slicing.
+# Reference path: zero insertion by reshape + pad, then padding/cropping, a depthwise conv2d and decimation.
+# Symmetric non-negative padding goes to conv2d's own `padding` and decimation to its `stride` (no padded copy,
+# no discarded outputs); other padding is applied by F.pad (positive) and slicing (negative) first.
 def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain) -> torch.Tensor:
     n, c, h, w = x.shape
     (up_x, up_y), (down_x, down_y), (x0, x1, y0, y1) = up, down, padding
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     if up_x > 1 or up_y > 1:
         x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up_x - 1, 0, 0, 0, up_y - 1]).reshape(n, c, h * up_y, w * up_x)
-    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
-    x = x[:, :, max(-y0, 0):x.shape[2] - max(-y1, 0), max(-x0, 0):x.shape[3] - max(-x1, 0)]
+    pad_y = pad_x = 0
+    if x0 == x1 >= 0 and y0 == y1 >= 0 and f is not None:
+        pad_y, pad_x = y0, x0
+    else:
+        x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+        x = x[:, :, max(-y0, 0):x.shape[2] - max(-y1, 0), max(-x0, 0):x.shape[3] - max(-x1, 0)]
+    if f is None:  # the 1x1 identity filter: decimate and scale (always a new tensor, like the conv)
+        x = x[:, :, ::down_y, ::down_x]
+        return x * gain if gain != 1 else x.clone()
     f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))  # conv2d correlates; flipping makes it a true convolution
     if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
-    else:
-        x = F.conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), groups=c)  # along x
-        x = F.conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), groups=c)  # along y
-    return x[:, :, ::down_y, ::down_x]
+        return F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), stride=[down_y, down_x], padding=[pad_y, pad_x],
+                        groups=c)
+    x = F.conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), stride=[1, down_x], padding=[0, pad_x],
+                 groups=c)  # along x
+    return F.conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), stride=[down_y, 1], padding=[pad_y, 0],
+                    groups=c)  # along y
 
 
 # The compiled kernel, or None to use the reference path.
