@@ -1,7 +1,7 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (about 15 minutes); uses a GPU automatically when one exists.
+Sized for a 2-core laptop CPU (about 17 minutes); uses a GPU automatically when one exists.
 """
 
 import json
