@@ -372,3 +372,17 @@ class AdaptiveAugment:
         if state.get("sign_count", 0):
             self._stats = torch.tensor([state["sign_sum"], state["sign_count"]], dtype=torch.float64,
                                        device=self.pipe.p.device)
+
+
+# The training stages' augmentation from their options: (pipe or None, AdaptiveAugment or None).
+# augment_kwargs = dict(preset, p=0, adaptive=True, target=0.6, ada_kimg=500), or None for no augmentation.
+def build_augment(augment_kwargs: dict | None, device) -> tuple[AugmentPipe | None, AdaptiveAugment | None]:
+    if augment_kwargs is None:
+        return None, None
+    pipe = augment_pipe_from_preset(augment_kwargs["preset"]).train().to(device)
+    pipe.p.fill_(augment_kwargs.get("p", 0.0))
+    ada = None
+    if augment_kwargs.get("adaptive", True):
+        ada = AdaptiveAugment(pipe, target=augment_kwargs.get("target", 0.6),
+                              ada_kimg=augment_kwargs.get("ada_kimg", 500))
+    return pipe, ada

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from training import image_utils
+from training.augment import build_augment
 from training.training_loop import Phase, Stage, make_adam, metrics_hook
 
 
@@ -102,28 +103,38 @@ class StyleGAN2Loss:
     def _Dmain(self, real, z, c, gain):
         with torch.no_grad():
             fake = self.G.synthesis(self.run_mapping(z, c, update_w_avg=False))
-        fake_logits = self.run_D(fake, c)
-        real_logits = self.run_D(real, c)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits)
-        loss = F.softplus(fake_logits).flatten() + F.softplus(-real_logits).flatten()
-        self.stats.report("Loss/scores/real", real_logits)
-        self.stats.report("Loss/signs/real", real_logits.sign())
-        self.stats.report("Loss/D/loss", loss)
-        loss.mean().mul(gain).backward()
-        return {"D/logistic": loss}
+        return d_logistic_loss(self.run_D(fake, c), self.run_D(real, c), self.ada, self.stats, gain)
 
     # D: lazy R1 penalty gamma/2 * ||grad_x D(aug(x))||^2, differentiated through the augmentation.
     def _Dreg(self, real, z, c, gain):
-        real = real.detach().requires_grad_(True)
-        logits = self.run_D(real, c)
-        grads, = torch.autograd.grad(logits.sum(), real, create_graph=True)
-        penalty = grads.square().sum([1, 2, 3])
-        loss = penalty * (self.r1_gamma / 2)
-        self.stats.report("Loss/r1_penalty", penalty)
-        self.stats.report("Loss/D/reg", loss)
-        (logits * 0 + loss[:, None]).mean().mul(gain).backward()
-        return {"D/r1": loss}
+        return r1_loss(real, lambda x: self.run_D(x, c), self.r1_gamma, self.stats, gain)
+
+
+# D's non-saturating logistic loss softplus(D(fake)) + softplus(-D(real)); the real logits also feed ADA's
+# overfitting heuristic (shared by stages 1 and 3).
+def d_logistic_loss(fake_logits, real_logits, ada, stats, gain: float) -> dict[str, torch.Tensor]:
+    if ada is not None:
+        ada.accumulate(real_logits)
+    loss = F.softplus(fake_logits).flatten() + F.softplus(-real_logits).flatten()
+    stats.report("Loss/scores/real", real_logits)
+    stats.report("Loss/signs/real", real_logits.sign())
+    stats.report("Loss/D/loss", loss)
+    loss.mean().mul(gain).backward()
+    return {"D/logistic": loss}
+
+
+# Lazy R1: gamma/2 * ||grad_x D(x)||^2 summed over all of a real sample (every frame of a clip), differentiated
+# through whatever `run_D` does (the augmentation included).
+def r1_loss(real, run_D, gamma: float, stats, gain: float) -> dict[str, torch.Tensor]:
+    real = real.detach().requires_grad_(True)
+    logits = run_D(real)
+    grads, = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    penalty = grads.square().flatten(1).sum(1)
+    loss = penalty * (gamma / 2)
+    stats.report("Loss/r1_penalty", penalty)
+    stats.report("Loss/D/reg", loss)
+    (logits * 0 + loss[:, None]).mean().mul(gain).backward()
+    return {"D/r1": loss}
 
 
 # Parameters the transfer child trains: synthesis blocks above `freeze_res` (the mapping network and blocks
@@ -160,15 +171,9 @@ def build_stylegan_stage(*, device, stats, dataset, G_kwargs: dict, D_kwargs: di
     G_ema = copy.deepcopy(G).eval()
     networks = dict(G=G, D=D, G_ema=G_ema)
 
-    augment_pipe = ada = None
-    if augment_kwargs is not None:
-        from training.augment import AdaptiveAugment, augment_pipe_from_preset
-        augment_pipe = augment_pipe_from_preset(augment_kwargs["preset"]).train().to(device)
-        augment_pipe.p.fill_(augment_kwargs.get("p", 0.0))
+    augment_pipe, ada = build_augment(augment_kwargs, device)
+    if augment_pipe is not None:
         networks["augment_pipe"] = augment_pipe
-        if augment_kwargs.get("adaptive", True):
-            ada = AdaptiveAugment(augment_pipe, target=augment_kwargs.get("target", 0.6),
-                                  ada_kimg=augment_kwargs.get("ada_kimg", 500))
 
     loss_kwargs = dict(loss_kwargs)
     G_trainable = list(G.parameters())

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from torch_utils import distributed
 from training import image_utils
+from training.augment import build_augment
+from training.loss_stylegan2 import d_logistic_loss, r1_loss
 from training.training_loop import Phase, Stage, make_adam, metrics_hook
 
 
@@ -98,28 +100,13 @@ class StyleInVLoss:
         real, real_t = image_utils.to_float(batch[0]), batch[1].float()
         with torch.no_grad():
             _, t, x0, _, frames = self.sample_fake(real.shape[0], real.device)
-        fake_logits = self.run_D(frames, t, x0)
-        real_logits = self.run_D(real, real_t)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits)
-        loss = F.softplus(fake_logits).flatten() + F.softplus(-real_logits).flatten()
-        self.stats.report("Loss/scores/real", real_logits)
-        self.stats.report("Loss/signs/real", real_logits.sign())
-        self.stats.report("Loss/D/loss", loss)
-        loss.mean().mul(gain).backward()
-        return {"D/logistic": loss}
+        return d_logistic_loss(self.run_D(frames, t, x0), self.run_D(real, real_t), self.ada, self.stats, gain)
 
     # D: lazy R1 over all frames of the real clip, through the augmentation.
     def _Dreg(self, batch, gain):
-        real = image_utils.to_float(batch[0]).detach().requires_grad_(True)
-        logits = self.run_D(real, batch[1].float())
-        grads, = torch.autograd.grad(logits.sum(), real, create_graph=True)
-        penalty = grads.square().sum([1, 2, 3, 4])
-        loss = penalty * (self.r1_gamma / 2)
-        self.stats.report("Loss/r1_penalty", penalty)
-        self.stats.report("Loss/D/reg", loss)
-        (logits * 0 + loss[:, None]).mean().mul(gain).backward()
-        return {"D/r1": loss}
+        times = batch[1].float()
+        return r1_loss(image_utils.to_float(batch[0]), lambda x: self.run_D(x, times), self.r1_gamma, self.stats,
+                       gain)
 
 
 # Frames of a few fixed videos from the EMA motion generator, one row per video: [rows*H, cols*W, C].
@@ -171,15 +158,9 @@ def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion
     networks = dict(G=G, encoder=encoder, D=D, motion_generator=motion_generator,
                     motion_generator_ema=motion_generator_ema)
 
-    augment_pipe = ada = None
-    if augment_kwargs is not None:
-        from training.augment import AdaptiveAugment, augment_pipe_from_preset
-        augment_pipe = augment_pipe_from_preset(augment_kwargs["preset"]).train().to(device)
-        augment_pipe.p.fill_(augment_kwargs.get("p", 0.0))
+    augment_pipe, ada = build_augment(augment_kwargs, device)
+    if augment_pipe is not None:
         networks["augment_pipe"] = augment_pipe
-        if augment_kwargs.get("adaptive", True):
-            ada = AdaptiveAugment(augment_pipe, target=augment_kwargs.get("target", 0.6),
-                                  ada_kimg=augment_kwargs.get("ada_kimg", 500))
     loss = StyleInVLoss(G, motion_generator, D, stats, augment_pipe=augment_pipe, ada=ada,
                         max_num_frames=max_num_frames, seed=[seed, distributed.get_rank()], **loss_kwargs)
 

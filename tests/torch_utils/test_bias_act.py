@@ -10,14 +10,6 @@ from torch_utils.ops import bias_act as ba
 
 CUDA = torch.cuda.is_available()
 
-
-# These tensors are tiny: one CPU thread is much faster than two fighting over shared cores.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 SELU_SCALE, SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
 
 # Independent expectations: each activation in closed form, with the documented default alpha and gain.

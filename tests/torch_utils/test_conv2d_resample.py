@@ -11,15 +11,6 @@ from torch_utils.ops import upfirdn2d as ufd
 from torch_utils.ops.conv2d_resample import conv2d_resample
 
 
-# These tensors are tiny: one CPU thread is much faster than two fighting over shared cores.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Grouped 'valid' correlation by summing shifted copies, one per kernel tap (no conv2d).
 def naive_conv(x, w, groups):
     n, cin, h, wd = x.shape

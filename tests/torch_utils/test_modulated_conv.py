@@ -10,15 +10,6 @@ from torch_utils.ops import upfirdn2d as ufd
 from torch_utils.ops.modulated_conv import demodulation_coefficients, modulated_conv2d
 
 
-# These tensors are tiny: one CPU thread is much faster than two fighting over shared cores.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # Eq. 1-3 sample by sample: w' = w * s_n (per input channel), demodulate each output channel to unit norm
 # (eps 1e-8), convolve with the naive conv2d_resample, add noise.
 def naive_modulated_conv2d(x, weight, styles, noise, up, down, padding, f, demodulate, flip_weight):

@@ -11,14 +11,6 @@ from torch_utils.ops import upfirdn2d as ufd
 CUDA = torch.cuda.is_available()
 
 
-# These tensors are tiny: one CPU thread is much faster than two fighting over shared cores.
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # The obvious implementation: zero-insert by index assignment, pad/crop by copying the overlap, convolve by summing
 # shifted copies (one per filter tap), keep every down-th pixel. A 1-D filter is separable = its outer product.
