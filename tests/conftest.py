@@ -63,3 +63,20 @@ def stage2_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("stage2") / "stage2.pt"
     save_checkpoint(path, dict(encoder=encoder, G=G))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_stage3_dir(tmp_path_factory) -> Path:
+    """Random-weight 32 px checkpoints for generation tests: stage3.pt, stage2.pt and tuned.pt (a perturbed copy
+    of the stage-3 G standing in for a style-transferred generator)."""
+    from tests._tiny_checkpoints import (
+        make_finetuned_copy,
+        make_tiny_stage1_checkpoint,
+        make_tiny_stage2_checkpoint,
+        make_tiny_stage3_checkpoint,
+    )
+    path = tmp_path_factory.mktemp("ckpt")
+    nets = make_tiny_stage3_checkpoint(path / "stage3.pt", resolution=32)
+    make_tiny_stage1_checkpoint(path / "tuned.pt", make_finetuned_copy(nets["G"]))
+    make_tiny_stage2_checkpoint(path / "stage2.pt", nets)
+    return path

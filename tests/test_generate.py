@@ -9,14 +9,10 @@ import imageio.v2 as imageio
 import numpy as np
 import PIL.Image
 import pytest
-import torch
 from click.testing import CliRunner
 
 import generate
 from tests._tiny_checkpoints import (
-    make_finetuned_copy,
-    make_tiny_stage1_checkpoint,
-    make_tiny_stage2_checkpoint,
     make_tiny_stage3_checkpoint,
 )
 from training import video_generation as vgen
@@ -26,21 +22,9 @@ RES = 32
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt")
-    nets = make_tiny_stage3_checkpoint(path / "stage3.pt", resolution=RES)
-    make_tiny_stage1_checkpoint(path / "tuned.pt", make_finetuned_copy(nets["G"]))
-    make_tiny_stage2_checkpoint(path / "stage2.pt", nets)
-    return dict(stage3=str(path / "stage3.pt"), tuned=str(path / "tuned.pt"), stage2=str(path / "stage2.pt"))
+def ckpts(tiny_stage3_dir):
+    return {name: str(tiny_stage3_dir / f"{name}.pt") for name in ("stage3", "tuned", "stage2")}
 
 
 def run_cli(*args, ok=True):

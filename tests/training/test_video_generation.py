@@ -5,34 +5,15 @@ import PIL.Image
 import pytest
 import torch
 
-from tests._tiny_checkpoints import (
-    make_finetuned_copy,
-    make_tiny_stage1_checkpoint,
-    make_tiny_stage2_checkpoint,
-    make_tiny_stage3_checkpoint,
-)
 from training import video_generation as vgen
 from training.checkpoint import load_networks
 
 RES = 32
 
 
-# Generation tests run single-threaded: on shared, oversubscribed cores OpenMP worker threads mostly spin.
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt")
-    nets = make_tiny_stage3_checkpoint(path / "stage3.pt", resolution=RES)
-    make_tiny_stage1_checkpoint(path / "stage1.pt", make_finetuned_copy(nets["G"]))
-    make_tiny_stage2_checkpoint(path / "stage2.pt", nets)
-    return path
+def ckpt_dir(tiny_stage3_dir):
+    return tiny_stage3_dir
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +180,7 @@ def test_loader_errors_name_file_and_stage(ckpt_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         vgen.load_video_generator(missing)
     with pytest.raises(ValueError, match=r"stage-1 .*train_styleinv\.py"):
-        vgen.load_video_generator(ckpt_dir / "stage1.pt")
+        vgen.load_video_generator(ckpt_dir / "tuned.pt")
     with pytest.raises(ValueError, match=r"stage-2 .*train_styleinv\.py"):
         vgen.load_video_generator(ckpt_dir / "stage2.pt")
     junk = tmp_path / "junk.pt"
@@ -209,13 +190,13 @@ def test_loader_errors_name_file_and_stage(ckpt_dir, tmp_path):
 
 
 def test_image_generator_prefers_g_ema(ckpt_dir):
-    G = vgen.load_image_generator(ckpt_dir / "stage1.pt")
-    G_ema = load_networks(ckpt_dir / "stage1.pt", names=["G_ema"])["G_ema"]
+    G = vgen.load_image_generator(ckpt_dir / "tuned.pt")
+    G_ema = load_networks(ckpt_dir / "tuned.pt", names=["G_ema"])["G_ema"]
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G_ema.state_dict().values(), strict=True))
 
 
 def test_decode_with_finetuned_generator_keeps_structure(vg, ckpt_dir):
-    G_tuned = vgen.load_image_generator(ckpt_dir / "stage1.pt")
+    G_tuned = vgen.load_image_generator(ckpt_dir / "tuned.pt")
     w0, motion_z = vg.latents_for_seeds([1], 7)
     w_t = vg.latents(w0, motion_z, vgen.video_times(8))
     parent, tuned = vg.decode(w_t), vg.decode(w_t, G_tuned)
