@@ -4,22 +4,10 @@
 #include <cuda_runtime.h>
 
 #include "bias_act.h"
+#include "op_math.cuh"
 
 namespace styleinv {
 namespace {
-
-// Arithmetic type: double for double tensors, float otherwise.
-template <typename T> struct OpMath { using type = float; };
-template <> struct OpMath<double> { using type = double; };
-
-__host__ __device__ inline float to_op(float v) { return v; }
-__host__ __device__ inline double to_op(double v) { return v; }
-__host__ __device__ inline float to_op(__half v) { return __half2float(v); }
-__host__ __device__ inline float to_op(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __host__ __device__ inline T from_op(typename OpMath<T>::type v) { return v; }
-template <> __host__ __device__ inline __half from_op<__half>(float v) { return __float2half(v); }
-template <> __host__ __device__ inline __nv_bfloat16 from_op<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 __host__ __device__ inline float exp_(float v) { return expf(v); }
 __host__ __device__ inline double exp_(double v) { return exp(v); }

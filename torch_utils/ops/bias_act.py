@@ -36,7 +36,7 @@ from . import cuda_build
 _HERE = os.path.dirname(os.path.abspath(__file__))
 EXTENSION_NAME = "styleinv_bias_act"
 EXTENSION_SOURCES = (os.path.join(_HERE, "bias_act.cpp"), os.path.join(_HERE, "bias_act.cu"))
-EXTENSION_DEPENDS = (os.path.join(_HERE, "bias_act.h"),)
+EXTENSION_DEPENDS = (os.path.join(_HERE, "bias_act.h"), os.path.join(_HERE, "op_math.cuh"))
 
 
 # One activation: its id in bias_act.h, reference function f(x, alpha), defaults, whether f'' != 0, and an in-place

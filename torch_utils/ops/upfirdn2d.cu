@@ -5,21 +5,10 @@
 #include <cuda_runtime.h>
 
 #include "upfirdn2d.h"
+#include "op_math.cuh"
 
 namespace styleinv {
 namespace {
-
-template <typename T> struct OpMath { using type = float; };
-template <> struct OpMath<double> { using type = double; };
-
-__host__ __device__ inline float to_op(float v) { return v; }
-__host__ __device__ inline double to_op(double v) { return v; }
-__host__ __device__ inline float to_op(__half v) { return __half2float(v); }
-__host__ __device__ inline float to_op(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __host__ __device__ inline T from_op(typename OpMath<T>::type v) { return v; }
-template <> __host__ __device__ inline __half from_op<__half>(float v) { return __float2half(v); }
-template <> __host__ __device__ inline __nv_bfloat16 from_op<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // First filter tap k >= 0 whose upsampled coordinate j0 + k is >= 0 and a multiple of `up` (i.e. hits an input pixel).
 __host__ __device__ inline int64_t first_tap(int64_t j0, int up) {

@@ -26,7 +26,7 @@ from . import cuda_build
 _HERE = os.path.dirname(os.path.abspath(__file__))
 EXTENSION_NAME = "styleinv_upfirdn2d"
 EXTENSION_SOURCES = (os.path.join(_HERE, "upfirdn2d.cpp"), os.path.join(_HERE, "upfirdn2d.cu"))
-EXTENSION_DEPENDS = (os.path.join(_HERE, "upfirdn2d.h"),)
+EXTENSION_DEPENDS = (os.path.join(_HERE, "upfirdn2d.h"), os.path.join(_HERE, "op_math.cuh"))
 
 # Element types the kernel supports; codes as in upfirdn2d.h.
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
