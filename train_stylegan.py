@@ -28,6 +28,7 @@ def _dataset_info(data: str, resolution: int | None):
 @click.option("--cfg", default="auto", type=click.Choice(sorted(STYLEGAN2_PRESETS)), help="Base configuration")
 @click.option("--resolution", type=int, default=None, help="Resize frames to this size [default: the dataset's]")
 @click.option("--gamma", type=click.FloatRange(min=0), help="R1 weight [default: preset]")
+@click.option("--pl-weight", type=click.FloatRange(min=0), help="Path-length regularisation weight [default: preset]")
 @click.option("--mirror", is_flag=True, help="Random x-flips (the same flip for every frame of a video)")
 @click.option("--class-aware/--no-class-aware", default=True, help="Sample videos uniformly, then frames")
 @click.option("--aug", default="ada", type=click.Choice(["ada", "noaug", "fixed"]), help="Augmentation mode")
@@ -46,15 +47,16 @@ def _dataset_info(data: str, resolution: int | None):
 @click.option("--lpips-path", type=click.Path(), default=None, help="Folder with vgg16-397923af.pth and vgg.pth")
 @click.option("--arcface-path", type=click.Path(), default=None, help="Path to model_ir_se50.pth")
 @launch.common_options
-def main(data, cfg, resolution, gamma, mirror, class_aware, aug, aug_p, target, augpipe, noise, fp32, glr, dlr,
-         transfer_from,
-         freeze_res, perceptual_weight, identity_weight, lpips_path, arcface_path, outdir, gpus, batch, batch_gpu,
-         kimg, tick, snap, seed, workers, resume, init, metrics, detector_dir, tf32, desc, max_ticks):
+def main(data, cfg, resolution, gamma, pl_weight, mirror, class_aware, aug, aug_p, target, augpipe, noise, fp32, glr,
+         dlr, transfer_from, freeze_res, perceptual_weight, identity_weight, lpips_path, arcface_path, outdir, gpus,
+         batch, batch_gpu, kimg, tick, snap, seed, workers, resume, init, metrics, detector_dir, tf32, desc, max_ticks):
     """Train StyleGAN2 on the frames of a video dataset."""
     name, res, num_videos = _dataset_info(data, resolution)
     spec = stylegan2_preset(cfg, resolution=res, gpus=gpus)
     if gamma is not None:
         spec.loss_kwargs["r1_gamma"] = gamma
+    if pl_weight is not None:
+        spec.loss_kwargs["pl_weight"] = pl_weight
     spec.G_opt_kwargs["lr"] = glr or spec.G_opt_kwargs["lr"]
     spec.D_opt_kwargs["lr"] = dlr or spec.D_opt_kwargs["lr"]
     if noise is not None:

@@ -34,7 +34,7 @@ def test_short_run_writes_stats_grids_and_snapshots(sprites_dir, tmp_path):
     run_dir, = _run_dirs(tmp_path)
     lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert len(lines) == 4  # ticks after the first step (4 images), then at 12, 20 and 24 (done) images
-    for key in ("Loss/G/loss", "Loss/D/loss", "Loss/r1_penalty", "Timing/sec_per_kimg"):
+    for key in ("Loss/G/loss", "Loss/D/loss", "Loss/r1_penalty", "Loss/pl_penalty", "Timing/sec_per_kimg"):
         assert key in lines[0], key
     assert all(torch.isfinite(torch.tensor(line["Loss/G/loss"]["mean"])) for line in lines)
     snaps = sorted(run_dir.glob("network-snapshot-*.pt"))
@@ -47,6 +47,14 @@ def test_short_run_writes_stats_grids_and_snapshots(sprites_dir, tmp_path):
     assert set(nets) >= {"G", "D", "G_ema", "augment_pipe"}
     state = checkpoint.load_training_state(snaps[-1])
     assert state["cur_nimg"] == 24
+
+
+def test_pl_weight_zero_drops_the_path_length_phase(sprites_dir, tmp_path):
+    _train(["--data", str(sprites_dir), "--outdir", str(tmp_path), "--kimg", "0.016", "--pl-weight", "0", *TINY_ARGS])
+    run_dir, = _run_dirs(tmp_path)
+    lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert all("Timing/Greg" not in line and "Loss/pl_penalty" not in line for line in lines)
+    assert "Timing/Dreg" in lines[0]
 
 
 def test_resume_latest_restores_exact_state(sprites_dir, tmp_path):
