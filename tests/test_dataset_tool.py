@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from training.dataset import VideoFrameDataset
+from training.sprites import load_ground_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -30,7 +31,7 @@ def _write_mp4(path: Path, colors, fps=10, size=(48, 32)):
 def test_synthetic_from_the_command_line(tmp_path):
     out = tmp_path / "syn"
     args = ["synthetic", "--out", str(out), "--num-videos", "2", "--num-frames", "4", "--resolution", "16",
-            "--seed", "1"]
+            "--seed", "1", "--shapes", "square, plus"]
     res = subprocess.run([sys.executable, "scripts/dataset_tool.py", *args], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -38,6 +39,11 @@ def test_synthetic_from_the_command_line(tmp_path):
     ds = VideoFrameDataset(out, class_aware=False)
     assert (ds.num_videos, len(ds), ds.resolution) == (2, 8, 16)
     assert (out / "video_00001" / "sprite_gt.json").is_file()
+    assert {gt["params"]["shape"] for gt in load_ground_truth(out).values()} <= {"square", "plus"}
+    bad = subprocess.run([sys.executable, "scripts/dataset_tool.py", *args[:-1], "star", "--overwrite"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "shapes must be" in bad.stderr
+    assert VideoFrameDataset(out, class_aware=False).num_videos == 2  # the existing dataset is untouched
     again = CliRunner().invoke(dataset_tool.cli, args)
     assert again.exit_code != 0 and "already exists" in again.output
 

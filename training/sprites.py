@@ -29,16 +29,27 @@ def _hsv_to_rgb255(h: float, s: float, v: float) -> list[int]:
 
 
 # Identity and motion parameters of one video (plain JSON-able numbers). Sprites are saturated and bright
-# (saturation >= 0.75, value >= 0.85); backgrounds are dull (saturation <= 0.25, value <= 0.55), plain or a
-# two-colour linear gradient, so the sprite stands out at 32 px.
-def sample_sprite_params(rng: np.random.Generator, scale_oscillation_prob: float = 0.5) -> dict:
-    radius = float(rng.uniform(0.14, 0.2))
+# (saturation >= 0.75, value >= 0.85) and large (circumradius 21-30% of the frame, so that a StyleGAN2 trained for
+# a few minutes at 32 px can draw their shapes); backgrounds are dull (saturation <= 0.25, value <= 0.55), plain or
+# a two-colour linear gradient, so the sprite stands out.
+def _check_shapes(shapes) -> None:
+    if not shapes or any(shape not in SHAPES for shape in shapes):
+        raise ValueError(f"shapes must be a non-empty subset of {SHAPES}, got {tuple(shapes)}")
+
+
+# `shapes` restricts the shapes drawn from (the demo uses discs only: see docs/PERFORMANCE.md).
+def sample_sprite_params(rng: np.random.Generator, scale_oscillation_prob: float = 0.5,
+                         radius_range: tuple[float, float] = (0.21, 0.3), shapes: tuple[str, ...] = SHAPES) -> dict:
+    if not 0 < radius_range[0] <= radius_range[1] < 0.45:
+        raise ValueError(f"radius_range must satisfy 0 < min <= max < 0.45, got {radius_range}")
+    _check_shapes(shapes)
+    radius = float(rng.uniform(*radius_range))
     scale_amp = float(rng.uniform(0.03, 0.1)) if rng.random() < scale_oscillation_prob else 0.0
     margin = radius * (1 + scale_amp) + 0.01
     bg_kind = "plain" if rng.random() < 0.5 else "gradient"
     bg_colors = [_hsv_to_rgb255(rng.random(), rng.uniform(0, 0.25), rng.uniform(0.1, 0.55)) for _ in range(2)]
     return dict(
-        shape=SHAPES[int(rng.integers(len(SHAPES)))],
+        shape=shapes[int(rng.integers(len(shapes)))],
         color=_hsv_to_rgb255(rng.random(), rng.uniform(0.75, 1.0), rng.uniform(0.85, 1.0)),
         radius=radius,  # circumradius, fraction of the frame size
         background=dict(kind=bg_kind, colors=bg_colors if bg_kind == "gradient" else bg_colors[:1],
@@ -141,8 +152,9 @@ def sprite_ground_truth(params: dict, num_frames: int, resolution: int) -> dict:
 # Returns the path written. `progress` shows a tqdm bar.
 def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128, resolution: int = 32,
                             seed: int = 0, zip: bool = False, overwrite: bool = False, progress: bool = False,
-                            fps: float = 16.0) -> Path:
+                            fps: float = 16.0, shapes: tuple[str, ...] = SHAPES) -> Path:
     from training.dataset import DatasetWriter
+    _check_shapes(shapes)
     dest = Path(out_dir)
     if zip and dest.suffix.lower() != ".zip":
         dest = dest.with_name(dest.name + ".zip")
@@ -154,7 +166,7 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
             from tqdm import tqdm
             videos = tqdm(videos, desc="synthetic videos", unit="video")
         for v in videos:
-            params = sample_sprite_params(np.random.default_rng([seed, v]))
+            params = sample_sprite_params(np.random.default_rng([seed, v]), shapes=tuple(shapes))
             name = f"video_{v:05d}"
             for t, frame in enumerate(render_sprites_video(params, num_frames, resolution)):
                 writer.add_image(f"{name}/{t:06d}.png", frame)
@@ -162,7 +174,8 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
                                                       seed=seed, video=v), indent=None)
         writer.add_json("dataset.json", dict(kind="video", fps=fps, resolution=resolution, num_videos=num_videos,
                                              num_frames=num_videos * num_frames, source="synthetic moving sprites",
-                                             synthetic=dict(seed=seed, num_frames_per_video=num_frames)))
+                                             synthetic=dict(seed=seed, num_frames_per_video=num_frames,
+                                                            shapes=list(shapes))))
     return dest
 
 

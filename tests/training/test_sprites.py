@@ -88,3 +88,23 @@ def test_write_synthetic_dataset_folder_and_zip(tmp_path):
         assert np.array_equal(video, sprites.render_sprites_video(params, 6, 16))
     with pytest.raises(FileExistsError):
         sprites.write_synthetic_dataset(tmp_path / "syn", num_videos=1, num_frames=2, resolution=16)
+
+
+def test_radius_range():
+    radii = [sprites.sample_sprite_params(np.random.default_rng([0, v]))["radius"] for v in range(64)]
+    assert 0.21 <= min(radii) and max(radii) <= 0.3 and max(radii) - min(radii) > 0.05
+    small = sprites.sample_sprite_params(np.random.default_rng([0, 5]), radius_range=(0.1, 0.1))
+    assert small["radius"] == 0.1
+    with pytest.raises(ValueError, match="radius_range"):
+        sprites.sample_sprite_params(np.random.default_rng(0), radius_range=(0.3, 0.2))
+
+
+def test_shape_subset(tmp_path):
+    only_discs = [sprites.sample_sprite_params(np.random.default_rng([0, v]), shapes=("disc",)) for v in range(8)]
+    assert {p["shape"] for p in only_discs} == {"disc"}
+    path = sprites.write_synthetic_dataset(tmp_path / "discs", num_videos=2, num_frames=2, resolution=16,
+                                           shapes=("disc",))
+    assert {gt["params"]["shape"] for gt in sprites.load_ground_truth(path).values()} == {"disc"}
+    with pytest.raises(ValueError, match="shapes"):
+        sprites.write_synthetic_dataset(tmp_path / "bad", num_videos=1, num_frames=1, resolution=16, shapes=("star",))
+    assert not (tmp_path / "bad").exists()
