@@ -252,11 +252,12 @@ class AugmentPipe(torch.nn.Module):
         if self.xfrac > 0:
             t = _gate(torch.randn([n, 2], device=dev) * self.xfrac_std, 0, p * self.xfrac)
             G = G @ _translate2d(-t[:, 0] * w, -t[:, 1] * h)
-        identity = (G - torch.eye(3, device=dev)).abs().amax(dim=(1, 2)) < 1e-6
-        if bool(identity.all()):
+        moved = ((G - torch.eye(3, device=dev)).abs().amax(dim=(1, 2)) >= 1e-6).nonzero()[:, 0]
+        if len(moved) == 0:
             return x
-        y = apply_geometric(x, G, self.resample_filter.to(x.dtype))
-        return torch.where(identity[:, None, None, None], x, y)
+        # Only the transformed samples are resampled: at the small p of early training most are not.
+        y = apply_geometric(x[moved], G[moved], self.resample_filter.to(x.dtype))
+        return x.index_copy(0, moved, y)
 
     # Colour matrix per sample, the same for every frame (SPEC 3.5). Grayscale: mean of the RGB outputs.
     def _color(self, x: torch.Tensor, num_frames: int, channels: int) -> torch.Tensor:

@@ -7,7 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.augment import AUGMENT_PRESETS, AdaptiveAugment, AugmentPipe, augment_pipe_from_preset, filter_bank
+from training.augment import (
+    AUGMENT_PRESETS,
+    AdaptiveAugment,
+    AugmentPipe,
+    apply_geometric,
+    augment_pipe_from_preset,
+    filter_bank,
+    lanczos_2x_filter,
+)
 
 
 def _pipe(p=1.0, **kw) -> AugmentPipe:
@@ -93,6 +101,24 @@ def test_rotation_and_identity_preserve_a_centred_disc_blob():
     assert (y - blob)[..., inscribed].abs().max() < 0.02 and (y - blob).abs().max() > 0.02
     y = _pipe(scale=1)(blob)  # isotropic scaling keeps the blob centred and radially symmetric
     assert (y - y.transpose(2, 3)).abs().max() < 0.02 and (y - y.flip(3)).abs().max() < 0.02
+
+
+def test_geometric_result_of_a_sample_does_not_depend_on_the_rest_of_the_batch():
+    # The pipe resamples only the transformed samples; the padding it computes from the batch must not matter.
+    x = _smooth(4, seed=3)
+    shift = torch.eye(3).repeat(4, 1, 1)
+    shift[0, :2, 2] = torch.tensor([9.0, -7.0])  # a large shift widens the padding of the whole batch
+    shift[1, :2, :2] = torch.tensor([[0.8, -0.6], [0.6, 0.8]])
+    shift[2, 0, 2] = 0.5
+    f = torch.tensor(lanczos_2x_filter(), dtype=torch.float32)
+    whole = apply_geometric(x, shift, f)
+    for i in range(1, 4):
+        alone = apply_geometric(x[i:i + 1], shift[i:i + 1], f)
+        assert torch.allclose(alone, whole[i:i + 1], atol=1e-5), i
+    torch.manual_seed(1)
+    y = _pipe(p=0.3, xint=1, rotate=1)(x.repeat(8, 1, 1, 1))
+    unchanged = (y == x.repeat(8, 1, 1, 1)).flatten(1).all(1)
+    assert 0 < unchanged.sum() < 32  # at p = 0.3 some samples pass through bit-exactly, others move
 
 
 def test_color_transforms_analytic():
