@@ -5,9 +5,9 @@ import copy
 from dnnlib import EasyDict
 
 # Per preset: ref_gpus, batch, mbstd_group, fmaps (channel_base = fmaps * 32768) or channel_base, channel_max,
-# lr, gamma (R1), ema_kimg, ema_rampup, map (mapping layers), z/w dims, mixed precision, noise, path-length
-# regularisation weight. `None` means
-# "derived from resolution, gpus and batch" by ADA's `auto` formulas (see _fill_auto).
+# lr, gamma (R1), ema_kimg, ema_rampup, map (mapping layers), z/w dims, mixed precision, noise, pl_weight
+# (path-length regularisation). `None` means "derived from resolution, gpus and batch" by ADA's `auto` formulas
+# (see _fill_auto).
 STYLEGAN2_PRESETS: dict[str, dict] = {
     # The paper's 256x256 config (ADA paper, FFHQ/LSUN 256; StyleInV stage 1).
     "paper256": dict(resolution=256, ref_gpus=8, batch=64, mbstd_group=8, fmaps=0.5, channel_max=512, lr=0.0025,
