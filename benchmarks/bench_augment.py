@@ -8,26 +8,15 @@ transformed samples).
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import time_call  # noqa: E402
+
 from training.augment import apply_geometric, augment_pipe_from_preset  # noqa: E402
-
-
-def seconds(fn, device, iters: int) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / iters
 
 
 def main():
@@ -53,12 +42,13 @@ def main():
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device {name}, preset {args.preset}, {args.resolution}px, batch {args.batch}")
-    print("| p | pipe fwd+bwd (ms) |")
+    print("| p | pipe fwd+bwd, median (ms) |")
     print("| --- | --- |")
     for p in (0.0, 0.05, 0.1, 0.2, 0.6):
         pipe.p.fill_(p)
-        print(f"| {p:.2f} | {seconds(run_pipe, device, args.iters) * 1e3:.2f} |")
-    print(f"| whole-batch geometric resampling alone | {seconds(whole_batch_resample, device, args.iters) * 1e3:.2f} |")
+        print(f"| {p:.2f} | {time_call(run_pipe, device, args.iters)[1] * 1e3:.2f} |")
+    whole = time_call(whole_batch_resample, device, args.iters)[1]
+    print(f"| whole-batch geometric resampling alone | {whole * 1e3:.2f} |")
 
 
 if __name__ == "__main__":

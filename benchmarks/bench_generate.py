@@ -10,20 +10,21 @@ Examples:
 import argparse
 import os
 import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from training import video_generation as vgen
-from training.networks_stylegan2 import Generator
-from training.networks_styleinv import MotionGenerator
-from training.presets import stylegan2_preset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import sync  # noqa: E402
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from training import video_generation as vgen  # noqa: E402
+from training.networks_stylegan2 import Generator  # noqa: E402
+from training.networks_styleinv import MotionGenerator  # noqa: E402
+from training.presets import stylegan2_preset  # noqa: E402
 
 
 # The paper's 256x256 model with random weights (StyleGAN2 paper256, IR-SE-50 encoder, default FFA-APE).
@@ -49,12 +50,12 @@ def run(vg: vgen.VideoGenerator, seeds: list[int], num_frames: int, chunk: int, 
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as tmp:
         writers = [vgen.VideoWriter(os.path.join(tmp, f"{s}.mp4")) for s in seeds] if write else []
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for frames in vg.iter_video_chunks(seeds, num_frames, chunk=chunk, batch=batch):
             for writer, video in zip(writers, frames, strict=False):
                 writer.append(video)
-        _sync(device)
+        sync(device)
         total = time.perf_counter() - start
         for writer in writers:
             writer.close()
@@ -62,13 +63,13 @@ def run(vg: vgen.VideoGenerator, seeds: list[int], num_frames: int, chunk: int, 
     t = vgen.video_times(min(chunk, num_frames))
     w0, motion_z = vg.latents_for_seeds(seeds[:batch], float(t[-1]))
     x0 = vg.first_frames(w0)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     w_t = vg.latents(w0, motion_z, t, x0)
-    _sync(device)
+    sync(device)
     t1 = time.perf_counter()
     vg.decode(w_t)
-    _sync(device)
+    sync(device)
     t2 = time.perf_counter()
     n = w_t.shape[0] * w_t.shape[1]
     return dict(frames=len(seeds) * num_frames, seconds=total, fps=len(seeds) * num_frames / total,

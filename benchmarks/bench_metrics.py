@@ -7,7 +7,6 @@ Random-weight detectors at the real architecture (speed does not depend on the w
 """
 
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -15,6 +14,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import time_call  # noqa: E402
 
 from metrics.detectors import random_detector  # noqa: E402
 from metrics.frechet import FeatureStats, frechet_distance  # noqa: E402
@@ -25,29 +26,11 @@ GFLOP = {"inception": 11.42, "i3d_16f": 55.6, "i3d_128f": 444.6}
 SUITE = {"fvd2048_16f": (2048, "i3d_16f"), "fvd2048_128f": (2048, "i3d_128f"), "fid50k": (50000, "inception")}
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# Seconds per call of fn() (best of `repeats`, after one warm-up call).
-def _time(fn, device, repeats: int) -> float:
-    fn()
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 # Seconds per batch of a detector on random uint8 input of `shape`.
 def _time_detector(module, shape, device, repeats: int) -> float:
     x = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
     with torch.inference_mode():
-        return _time(lambda: module(x), device, repeats)
+        return time_call(lambda: module(x), device, repeats)[0]
 
 
 def bench_detectors(device, res: int, repeats: int, i3d_128f: bool) -> list[dict]:
@@ -74,10 +57,10 @@ def bench_frechet(device, repeats: int) -> list[dict]:
         args = (np.zeros(dim), a @ a.T, np.zeros(dim), np.cov(rng.standard_normal((dim + 50, dim)), rowvar=False))
         methods = [("eigh", device)] + ([("sqrtm", torch.device("cpu"))] if dim == 400 else [])
         for method, dev in methods:
-            t = _time(lambda m=method, d=dev, a=args: frechet_distance(*a, method=m, device=d), dev, 1)
+            t = time_call(lambda m=method, d=dev, a=args: frechet_distance(*a, method=m, device=d), dev, 1)[0]
             rows.append(dict(what=f"FD d={dim} {method} ({dev.type})", seconds=t))
         stats, feats = FeatureStats(dim, device), torch.randn(512, dim, device=device)
-        t = _time(lambda s=stats, f=feats: s.append(f), device, repeats)
+        t = time_call(lambda s=stats, f=feats: s.append(f), device, repeats)[0]
         rows.append(dict(what=f"stats append 512 x {dim} ({device.type}, float64)", seconds=t))
     return rows
 

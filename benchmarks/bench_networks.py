@@ -2,38 +2,24 @@
 
 import argparse
 import resource
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.networks_stylegan2 import Discriminator, Generator
-from training.presets import stylegan2_preset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import time_call  # noqa: E402
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# Seconds per call of fn(): `iters` timed calls after one warm-up; returns (best, median).
-def _time(fn, device: torch.device, iters: int) -> tuple[float, float]:
-    fn()
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times), statistics.median(times)
+from training.networks_stylegan2 import Discriminator, Generator  # noqa: E402
+from training.presets import stylegan2_preset  # noqa: E402
 
 
 # Peak fp32 matmul GFLOP/s of the device (n x n @ n x n; TF32 off), best of `iters`.
 def matmul_gflops(device: torch.device, n: int = 2048, iters: int = 5) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best, _ = _time(lambda: a @ b, device, iters)
+    best, _ = time_call(lambda: a @ b, device, iters)
     return 2 * n ** 3 / best / 1e9
 
 
@@ -85,7 +71,7 @@ def bench(device: torch.device, preset: str, resolution: int, batch: int, iters:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         matmul_before = matmul_gflops(device)
-        best, median = _time(fn, device, iters)
+        best, median = time_call(fn, device, iters)
         matmul_after = matmul_gflops(device)
         flops = count_flops(fn)
         matmul = (matmul_before + matmul_after) / 2
