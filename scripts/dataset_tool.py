@@ -190,13 +190,16 @@ def _boxes_for(table: dict, rel: str, boxes_path: Path) -> list:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (only once the new one is complete).")
 @click.option("--shapes", default="disc,square,triangle,plus", show_default=True,
               help="Comma-separated sprite shapes to draw from.")
-def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes):
+@click.option("--motion", default="wander", show_default=True, type=click.Choice(["wander", "straight"]),
+              help="wander: slowly turning, bouncing paths; straight: one straight crossing per clip.")
+def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes, motion):
     """Write the moving-sprites dataset, with per-video ground truth (sprite_gt.json next to the frames)."""
     from training.sprites import write_synthetic_dataset
     try:
         path = write_synthetic_dataset(out, num_videos=num_videos, num_frames=num_frames, resolution=resolution,
                                        seed=seed, zip=as_zip, overwrite=overwrite, progress=True,
-                                       shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()))
+                                       shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()),
+                                       motion=motion)
     except (FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"Wrote {path}: {num_videos} videos x {num_frames} frames at {resolution}x{resolution}")

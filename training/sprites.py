@@ -1,8 +1,10 @@
 """Moving-sprites synthetic video dataset (identity + smooth motion, with ground truth) and identity measurements.
 
 Every video shows one sprite on a static background. Its identity (shape, colour, size, background) is constant;
-its motion is smooth: a trajectory whose heading turns slowly, bouncing off the frame borders, a constant spin and
-an optional gentle scale oscillation. Everything is deterministic from (seed, video index).
+its motion is smooth, with a constant spin and an optional gentle scale oscillation. Two kinds of trajectory
+(`MOTIONS`): "wander" turns its heading slowly and bounces off the frame borders; "straight" crosses the frame
+on a straight line at constant speed, from the start to an end point at least half the free width away, reached
+at the clip's last frame (and bounces after it). Everything is deterministic from (seed, video index).
 
 Coordinates are normalised: x, y in [0, 1] with (0, 0) the top-left corner of the top-left pixel, so pixel (row i,
 column j) covers [j/R, (j+1)/R) x [i/R, (i+1)/R). Sizes are fractions of the frame size.
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = ("disc", "square", "triangle", "plus")
+MOTIONS = ("wander", "straight")
 GT_FILE = "sprite_gt.json"
 
 
@@ -37,33 +40,74 @@ def _check_shapes(shapes) -> None:
         raise ValueError(f"shapes must be a non-empty subset of {SHAPES}, got {tuple(shapes)}")
 
 
-# `shapes` restricts the shapes drawn from (the demo uses discs only: see docs/PERFORMANCE.md).
+def _check_motion(motion: str) -> None:
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
+
+
+# `shapes` restricts the shapes drawn from (the demo uses discs only: see docs/PERFORMANCE.md). `motion` picks the
+# trajectory kind; "straight" reaches its end point at frame num_frames - 1.
 def sample_sprite_params(rng: np.random.Generator, scale_oscillation_prob: float = 0.5,
-                         radius_range: tuple[float, float] = (0.21, 0.3), shapes: tuple[str, ...] = SHAPES) -> dict:
+                         radius_range: tuple[float, float] = (0.21, 0.3), shapes: tuple[str, ...] = SHAPES,
+                         motion: str = "wander", num_frames: int = 128) -> dict:
     if not 0 < radius_range[0] <= radius_range[1] < 0.45:
         raise ValueError(f"radius_range must satisfy 0 < min <= max < 0.45, got {radius_range}")
     _check_shapes(shapes)
+    _check_motion(motion)
     radius = float(rng.uniform(*radius_range))
     scale_amp = float(rng.uniform(0.03, 0.1)) if rng.random() < scale_oscillation_prob else 0.0
     margin = radius * (1 + scale_amp) + 0.01
     bg_kind = "plain" if rng.random() < 0.5 else "gradient"
     bg_colors = [_hsv_to_rgb255(rng.random(), rng.uniform(0, 0.25), rng.uniform(0.1, 0.55)) for _ in range(2)]
-    return dict(
+    params = dict(
         shape=shapes[int(rng.integers(len(shapes)))],
         color=_hsv_to_rgb255(rng.random(), rng.uniform(0.75, 1.0), rng.uniform(0.85, 1.0)),
         radius=radius,  # circumradius, fraction of the frame size
         background=dict(kind=bg_kind, colors=bg_colors if bg_kind == "gradient" else bg_colors[:1],
                         direction=float(rng.uniform(0, 2 * math.pi))),
         start=[float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin))],
+        **_wander_motion(rng),
+        angle=float(rng.uniform(0, 2 * math.pi)),
+        spin=float(rng.uniform(-0.08, 0.08)),  # rad / frame
+        scale_amp=scale_amp, scale_period=float(rng.uniform(24, 64)), scale_phase=float(rng.uniform(0, 2 * math.pi)),
+    )
+    if motion == "straight":
+        params.update(_straight_motion(rng, params["start"], margin, num_frames))
+    return dict(params, motion=motion)
+
+
+# The "wander" motion parameters: speed, heading and its slow turning.
+def _wander_motion(rng: np.random.Generator) -> dict:
+    return dict(
         speed=float(rng.uniform(0.008, 0.02)),  # frame sizes per frame
         heading=float(rng.uniform(0, 2 * math.pi)),
         turn_rate=float(rng.uniform(-0.03, 0.03)),  # rad / frame
         turn_wiggle=float(rng.uniform(0, 0.03)),  # amplitude of a sinusoidal extra turn, rad / frame
         wiggle_period=float(rng.uniform(20, 60)),  # frames
-        angle=float(rng.uniform(0, 2 * math.pi)),
-        spin=float(rng.uniform(-0.08, 0.08)),  # rad / frame
-        scale_amp=scale_amp, scale_period=float(rng.uniform(24, 64)), scale_phase=float(rng.uniform(0, 2 * math.pi)),
     )
+
+
+# The same sprite, background and start position under a new draw of its kind of motion (the "same content,
+# other motion noise" ground truth that motion diversity is compared with).
+def resample_motion(params: dict, rng: np.random.Generator, num_frames: int = 128) -> dict:
+    motion = params.get("motion", "wander")
+    _check_motion(motion)
+    if motion == "wander":
+        return dict(params, **_wander_motion(rng))
+    margin = params["radius"] * (1 + params["scale_amp"]) + 0.01
+    return dict(params, **_straight_motion(rng, params["start"], margin, num_frames))
+
+
+# Constant-velocity motion from `start` to an end point drawn uniformly in the free box among those at least half
+# its width away (rejection sampling), reached at frame num_frames - 1.
+def _straight_motion(rng: np.random.Generator, start: list[float], margin: float, num_frames: int) -> dict:
+    width = 1 - 2 * margin
+    while True:
+        end = rng.uniform(margin, 1 - margin, size=2)
+        step = (end - np.asarray(start)) / max(num_frames - 1, 1)
+        if np.linalg.norm(end - np.asarray(start)) >= 0.5 * width:
+            return dict(speed=float(np.linalg.norm(step)), heading=float(math.atan2(step[1], step[0])),
+                        turn_rate=0.0, turn_wiggle=0.0)
 
 
 # Per-frame sprite state: x, y (centre, normalised), angle (rad) and scale (multiplies radius), as float64 [T]
@@ -152,9 +196,10 @@ def sprite_ground_truth(params: dict, num_frames: int, resolution: int) -> dict:
 # Returns the path written. `progress` shows a tqdm bar.
 def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128, resolution: int = 32,
                             seed: int = 0, zip: bool = False, overwrite: bool = False, progress: bool = False,
-                            fps: float = 16.0, shapes: tuple[str, ...] = SHAPES) -> Path:
+                            fps: float = 16.0, shapes: tuple[str, ...] = SHAPES, motion: str = "wander") -> Path:
     from training.dataset import DatasetWriter
     _check_shapes(shapes)
+    _check_motion(motion)
     dest = Path(out_dir)
     if zip and dest.suffix.lower() != ".zip":
         dest = dest.with_name(dest.name + ".zip")
@@ -166,7 +211,8 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
             from tqdm import tqdm
             videos = tqdm(videos, desc="synthetic videos", unit="video")
         for v in videos:
-            params = sample_sprite_params(np.random.default_rng([seed, v]), shapes=tuple(shapes))
+            params = sample_sprite_params(np.random.default_rng([seed, v]), shapes=tuple(shapes), motion=motion,
+                                          num_frames=num_frames)
             name = f"video_{v:05d}"
             for t, frame in enumerate(render_sprites_video(params, num_frames, resolution)):
                 writer.add_image(f"{name}/{t:06d}.png", frame)
@@ -175,7 +221,7 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
         writer.add_json("dataset.json", dict(kind="video", fps=fps, resolution=resolution, num_videos=num_videos,
                                              num_frames=num_videos * num_frames, source="synthetic moving sprites",
                                              synthetic=dict(seed=seed, num_frames_per_video=num_frames,
-                                                            shapes=list(shapes))))
+                                                            shapes=list(shapes), motion=motion)))
     return dest
 
 
@@ -274,3 +320,41 @@ def motion_smoothness(video: np.ndarray, background_hint=None) -> float:
     acc = np.linalg.norm(c[2:] - 2 * c[1:-1] + c[:-2], axis=1)
     acc = acc[~np.isnan(acc)]
     return float(acc.mean()) if len(acc) else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Motion measures (the demo's report): a still sprite scores 0 on both; frames without a sprite are left out.
+
+
+# Length in pixels of the range (per-axis max - min) of points [T, 2] in pixels, NaN rows ignored (NaN if < 2).
+def _range_length(points: np.ndarray) -> float:
+    points = points[~np.isnan(points).any(axis=1)]
+    return float(np.linalg.norm(points.max(0) - points.min(0))) if len(points) >= 2 else float("nan")
+
+
+# Sprite centroid per frame of a video, in pixels [T, 2] (x, y; NaN where no sprite is found).
+def centroid_track(video: np.ndarray, background_hint=None) -> np.ndarray:
+    return sprite_measurements(video, background_hint)["center"] * _as_thwc(video).shape[2]
+
+
+# Travel of a video: the length in pixels of the range of its sprite centroid over all frames (max - min per
+# axis); 0 for a sprite held still. NaN if fewer than two frames show a sprite.
+def sprite_travel(video: np.ndarray, background_hint=None) -> float:
+    return _range_length(centroid_track(video, background_hint))
+
+
+# Travel of a ground-truth trajectory (a ground-truth dict of `sprite_ground_truth`), in pixels.
+def trajectory_travel(gt: dict) -> float:
+    traj = gt["trajectory"]
+    return _range_length(np.stack([traj["x"], traj["y"]], axis=1) * gt["resolution"])
+
+
+# Motion diversity: for pairs of videos with the same content (first frame) and different motion noise, the mean
+# distance in pixels between their sprite centroids in the last frame; pairs missing a sprite there are left out.
+def motion_diversity(videos_a, videos_b) -> float:
+    if len(videos_a) != len(videos_b):
+        raise ValueError(f"motion_diversity needs pairs of videos, got {len(videos_a)} and {len(videos_b)}")
+    ends = [(centroid_track(a[-1:])[0], centroid_track(b[-1:])[0]) for a, b in zip(videos_a, videos_b)]
+    d = np.array([np.linalg.norm(p - q) for p, q in ends])
+    d = d[~np.isnan(d)]
+    return float(d.mean()) if len(d) else float("nan")

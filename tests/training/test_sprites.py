@@ -108,3 +108,60 @@ def test_shape_subset(tmp_path):
     with pytest.raises(ValueError, match="shapes"):
         sprites.write_synthetic_dataset(tmp_path / "bad", num_videos=1, num_frames=1, resolution=16, shapes=("star",))
     assert not (tmp_path / "bad").exists()
+
+
+def test_straight_motion_reaches_its_end_point_on_a_line():
+    for v in range(16):
+        params = sprites.sample_sprite_params(np.random.default_rng([0, v]), motion="straight", num_frames=64)
+        traj = sprites.sprite_trajectory(params, 64)
+        xy = np.stack([traj["x"], traj["y"]], axis=1)
+        steps = np.diff(xy, axis=0)
+        assert np.allclose(steps, steps[0], atol=1e-12)  # constant velocity: no turn, no bounce inside the clip
+        margin = params["radius"] * (1 + params["scale_amp"]) + 0.01
+        assert np.all(xy >= margin - 1e-9) and np.all(xy <= 1 - margin + 1e-9)
+        assert np.linalg.norm(xy[-1] - xy[0]) >= 0.5 * (1 - 2 * margin) - 1e-9
+    with pytest.raises(ValueError, match="motion"):
+        sprites.sample_sprite_params(np.random.default_rng(0), motion="zigzag")
+
+
+def test_resample_motion_keeps_content_and_start():
+    for motion in sprites.MOTIONS:
+        params = sprites.sample_sprite_params(np.random.default_rng([3, 1]), motion=motion, num_frames=32)
+        other = sprites.resample_motion(params, np.random.default_rng(9), num_frames=32)
+        same = {k for k in params if params[k] == other[k]}
+        assert {"shape", "color", "radius", "background", "start", "angle", "spin", "motion"} <= same
+        assert other["heading"] != params["heading"] and other["speed"] != params["speed"]
+        a, b = (sprites.render_sprites_video(p, 32, 32) for p in (params, other))
+        assert np.array_equal(a[0], b[0]) and not np.array_equal(a[-1], b[-1])
+
+
+def test_travel_of_a_still_sprite_is_zero_and_of_real_clips_matches_the_ground_truth():
+    params, video = _video(5, num_frames=64)
+    still = np.repeat(video[:1], 64, axis=0)
+    assert sprites.sprite_travel(still) == 0.0
+    for v in range(6):
+        for motion in sprites.MOTIONS:
+            params = sprites.sample_sprite_params(np.random.default_rng([2, v]), motion=motion, num_frames=64)
+            gt = sprites.sprite_ground_truth(params, 64, 32)
+            traj = np.stack([gt["trajectory"]["x"], gt["trajectory"]["y"]], axis=1) * 32
+            expected = np.linalg.norm(traj.max(0) - traj.min(0))  # written out: range of the true centre
+            assert sprites.trajectory_travel(gt) == pytest.approx(expected)
+            assert expected > 3
+            measured = sprites.sprite_travel(sprites.render_sprites_video(params, 64, 32))
+            assert abs(measured - expected) < 1.0  # centroid within a pixel of the truth
+    blank = still.copy()
+    blank[:] = blank[:, :1, :1]
+    assert math.isnan(sprites.sprite_travel(blank))
+
+
+def test_motion_diversity_is_the_last_frame_distance():
+    params, video = _video(6, num_frames=40)
+    assert sprites.motion_diversity([video], [video]) == 0.0
+    other = sprites.resample_motion(params, np.random.default_rng(1), num_frames=40)
+    video_b = sprites.render_sprites_video(other, 40, 32)
+    ta, tb = sprites.sprite_trajectory(params, 40), sprites.sprite_trajectory(other, 40)
+    expected = 32 * math.hypot(ta["x"][-1] - tb["x"][-1], ta["y"][-1] - tb["y"][-1])
+    assert expected > 2
+    assert sprites.motion_diversity([video, video], [video_b, video]) == pytest.approx(expected / 2, abs=0.5)
+    with pytest.raises(ValueError, match="pairs"):
+        sprites.motion_diversity([video], [])
