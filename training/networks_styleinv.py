@@ -320,7 +320,10 @@ class MotionGenerator(nn.Module):
 
     # Copy the stage-2 W encoder's backbone and head (input_layer.*, body.*, linear.*) into `encoder` (SPEC 2.6
     # step 2); AdaIN blocks, FFA-APE and the fuse MLP stay fresh. Returns the keys left at their fresh values.
-    def init_from_encoder(self, w_encoder) -> list[str]:
+    # zero_residual=True then zeroes the head, so that w_t = w0 at every t at the start. The release keeps the
+    # stage-2 head, whose output E(x0) - w_avg makes w_t about 2 w0 - w_avg at first: the first frame is only
+    # recovered after many steps (the CPU demo's short run spends them all on it).
+    def init_from_encoder(self, w_encoder, zero_residual: bool = False) -> list[str]:
         if self.encoder is None:
             raise ValueError("MotionGenerator.init_from_encoder: skip_encoder=True has no encoder to initialise")
         state = w_encoder.state_dict() if isinstance(w_encoder, nn.Module) else w_encoder
@@ -333,7 +336,12 @@ class MotionGenerator(nn.Module):
             raise ValueError(f"MotionGenerator.init_from_encoder: expected a stage-2 WEncoder state dict with the "
                              f"same backbone; keys not in the StyleInV encoder: {unexpected[:5]}, wrong shapes: "
                              f"{wrong[:5]}")
-        return list(self.load_state_dict(state, strict=False).missing_keys)
+        missing = list(self.load_state_dict(state, strict=False).missing_keys)
+        if zero_residual:
+            with torch.no_grad():
+                self.encoder.linear.weight.zero_()
+                self.encoder.linear.bias.zero_()
+        return missing
 
     # Eq. 2: latents w_t [N, T, w_dim] for first-frame latents w0 [N, w_dim] at frame times t [N, T] (any real
     # t >= 0). motion_z from sample_motion_z (drawn from torch's global RNG if None); x0 = G(w0) [N, C, H, W] is

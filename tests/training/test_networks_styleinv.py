@@ -566,3 +566,21 @@ def test_bad_inputs_raise_clear_errors():
         mg.sample_motion_z(2, float("nan"))
     with pytest.raises(ValueError, match="v_dim"):
         FirstFrameAwareAPE(v_dim=16, time_enc_dim=16)
+
+
+def test_zero_residual_init_starts_every_frame_at_w0():
+    torch.manual_seed(5)
+    w_enc = WEncoder(w_dim=W_DIM, num_ws=NUM_WS, backbone_kwargs=BACKBONE)
+    with torch.no_grad():
+        for v in w_enc.parameters():
+            v.copy_(torch.randn_like(v))
+    kept, zeroed = make_generator(seed=2), make_generator(seed=2)
+    assert kept.init_from_encoder(w_enc) == zeroed.init_from_encoder(w_enc, zero_residual=True)
+    body = {k: v for k, v in w_enc.state_dict().items() if k.startswith(("input_layer.", "body."))}
+    own = zeroed.state_dict()
+    assert all(torch.equal(own[f"encoder.{k}"], v) for k, v in body.items())  # the backbone is still copied
+    torch.manual_seed(0)
+    w0, x0 = torch.randn(2, W_DIM), torch.randn(2, 3, RES, RES)
+    t = torch.tensor([[0.0, 3.5, 17.0], [1.0, 9.0, 30.0]])
+    assert torch.equal(zeroed(w0, t, x0=x0), w0.unsqueeze(1).expand(-1, 3, -1))
+    assert (kept(w0, t, x0=x0) - w0.unsqueeze(1)).norm(dim=2).min() > 1e-3  # the stage-2 head moves w_t off w0
