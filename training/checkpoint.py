@@ -358,8 +358,6 @@ def _plain_pickled(value: Any, where: str, _active: frozenset = frozenset()) -> 
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, str) and (value == "???" or "${" in value):
-            raise ValueError(f"{where}: {value!r} is a missing value or an unresolved OmegaConf interpolation")
         return value
     if id(value) in _active:
         raise ValueError(f"{where}: the pickled arguments contain a cycle")
@@ -374,7 +372,10 @@ def _plain_pickled(value: Any, where: str, _active: frozenset = frozenset()) -> 
                              f"({content!r:.60}), not a {kind.__name__} (a missing value or an interpolation?)")
         return _plain_pickled(content, where, active)
     if isinstance(value, _PickledConfigValue):
-        return _plain_pickled(value.state.get("_val"), where, active)
+        leaf = value.state.get("_val")
+        if isinstance(leaf, str) and (leaf == "???" or "${" in leaf):
+            raise ValueError(f"{where}: {leaf!r} is a missing value or an unresolved OmegaConf interpolation")
+        return _plain_pickled(leaf, where, active)
     if isinstance(value, dict):
         return {_plain_pickled(k, f"{where} key", active): _plain_pickled(v, f"{where}.{k}", active)
                 for k, v in value.items()}
@@ -590,9 +591,14 @@ def _official_networks(path: Path, names: list[str] | None) -> dict[str, torch.n
                          "and StyleGAN-V Discriminator)")
     nets = {}
     for name in names if names is not None else list(builders):
+        where = f"{what}, network '{name}'"
         try:
             cls, kwargs, state = builders[name]()
         except KeyError as e:
-            raise ValueError(f"{what}, network '{name}': malformed record (it lacks {e})") from None
-        nets[name] = _build_network(cls, kwargs, state, f"{what}, network '{name}'")
+            raise ValueError(f"{where}: malformed record (it lacks {e})") from None
+        except ValueError as e:
+            if str(e).startswith(what):
+                raise
+            raise ValueError(f"{where}: {e}") from None
+        nets[name] = _build_network(cls, kwargs, state, where)
     return nets

@@ -115,9 +115,9 @@ class _Config:
     def section(self, key: str, default: Any = _MISSING) -> "_Config":
         return _Config(self.take(key, default), self._key(key), self.what)
 
-    # Keys that do not change the network (training-time or bookkeeping options).
+    # Drop keys that do not change the network (training-time or bookkeeping options); no keys: all the rest.
     def drop(self, *keys: str) -> None:
-        self.left.difference_update(keys)
+        self.left.difference_update(keys or set(self.left))
 
     def finish(self) -> None:
         if self.left:
@@ -309,10 +309,7 @@ def _mapping_opts(opts: _Config, what: str) -> tuple[dict, dict, int]:
     opts.drop("motion_dim")  # Read only by the mutual-information head (refused above).
     sampling = opts.section("sampling")
     max_num_frames = int(sampling.take("max_num_frames"))
-    # Timestamp sampling of the fake clips in training; the network does not depend on it.
-    sampling.drop("type", "num_frames_per_video", "num_sample", "add_0", "use_fractional_t", "total_dists",
-                  "max_dist")
-    sampling.finish()
+    sampling.drop()  # Timestamp sampling of the fake clips in training (type, num_sample, max_dist, ...).
     motion = opts.section("motion")
     motion.check("type", ("acyclic_pe",), why="the only type the release's MappingFuse accepts")
     lstm = motion.data.get("gen_strategy") == "autoregressive"
@@ -399,9 +396,7 @@ def _video_discriminator(record, what: str) -> tuple[type, dict, dict]:
     sampling.check("type", ("random",), why="'uniform' conditions D on one time difference")
     kwargs["num_frames"] = int(sampling.take("num_frames_per_video"))
     kwargs["max_num_frames"] = int(sampling.take("max_num_frames"))
-    # How the real clips' timestamps are drawn in training; the network does not depend on it.
-    sampling.drop("num_sample", "add_0", "use_fractional_t", "total_dists", "max_dist")
-    sampling.finish()
+    sampling.drop()  # How the real clips' timestamps are drawn in training (num_sample, max_dist, ...).
     kwargs["concat_res"] = int(cfg.take("concat_res"))
     kwargs["num_frames_div_factor"] = int(cfg.take("num_frames_div_factor"))
     cfg.check("dummy_c", (False,), why="a D that ignores the time differences")

@@ -701,6 +701,8 @@ _DELETE = object()
     ("mapping_opts.motion.v_dim", 32, "z_dim = 16 and v_dim = 32"),
     ("mapping_opts.motion.time_enc.extra", 1, "unknown release config key.*time_enc.extra"),
     ("mapping_opts.motion.kernel_size", _DELETE, "no key 'mapping_opts.motion.kernel_size'"),
+    ("mapping_opts.motion.time_enc.min_period_len", "${mapping_opts.motion.motion_z_distance}",
+     "min_period_len: .* unresolved OmegaConf interpolation"),
     ("encoder_opts.adain_mode", "bottleneck", "encoder_opts.adain_mode"),
     ("encoder_opts.normalize_adain", False, "encoder_opts.normalize_adain"),
     ("encoder_opts.use_modulation", True, "encoder_opts.use_modulation"),
