@@ -101,10 +101,18 @@ class Omega:
         self.data = data
 
 
-# `value` with every Omega (also inside plain dicts, lists and tuples) turned into an OmegaConf tree.
+# A dict that the writer pickles as a dnnlib EasyDict tree.
+class Easy(dict):
+    pass
+
+
+# `value` with every Omega (also inside plain dicts, lists and tuples) turned into an OmegaConf tree, every Easy
+# into an EasyDict tree.
 def _materialize(ns, value):
     if isinstance(value, Omega):
         return omegaconf_tree(ns, value.data)
+    if isinstance(value, Easy):
+        return easydict_tree(ns, dict(value))
     if type(value) in (dict, list, tuple):
         items = [_materialize(ns, v) for v in (value.values() if type(value) is dict else value)]
         return dict(zip(value, items, strict=True)) if type(value) is dict else type(value)(items)

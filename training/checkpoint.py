@@ -345,7 +345,7 @@ class _PickledIncompatibleKeys(tuple):
 
 
 _OMEGACONF_VALUE_NODES = ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode")
-_TORCH_NN_CLASSES = {"container": ("Sequential", "ModuleList"), "conv": ("Conv1d", "Conv2d"),
+_TORCH_NN_CLASSES = {"container": ("Sequential", "ModuleList"), "conv": ("Conv2d",),
                      "batchnorm": ("BatchNorm2d",), "instancenorm": ("InstanceNorm2d",),
                      "activation": ("PReLU", "ReLU", "LeakyReLU", "Sigmoid"),
                      "pooling": ("MaxPool2d", "AdaptiveAvgPool2d"), "sparse": ("Embedding",),

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests._official_pickles import Omega, ReleaseModule, dumps, official_records, omegaconf_tree, release_records
+from tests._official_pickles import Easy, Omega, ReleaseModule, dumps, official_records, omegaconf_tree, release_records
 from tests._tiny_checkpoints import make_tiny_generator
 from training import checkpoint, training_loop
 from training.networks_styleinv import MotionGenerator
@@ -203,7 +203,7 @@ def release_psp(seed, num_ws):
     rnd = _Init(seed)
     opts = dict(output_size=32, encoder_type="BackboneEncoderUsingLastLayerIntoW", irse50="model_ir_se50.pth",
                 start_from_latent_avg=True, learn_in_w=True, input_nc=3, n_styles=num_ws)
-    psp = ReleaseModule("pSp", (), dict(opts=opts, rank=0), rank=0, opts=opts)
+    psp = ReleaseModule("pSp", (), dict(opts=Easy(opts), rank=0), rank=0, opts=Easy(opts))
     psp.encoder = _release_encoder(rnd, W_DIM, adain=False)
     psp.face_pool = nn.AdaptiveAvgPool2d((256, 256))
     psp.register_buffer("latent_avg", rnd(W_DIM))
