@@ -17,78 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+# store_init_kwargs is re-exported so that `training.checkpoint.store_init_kwargs` keeps working.
+from training import networks_stylegan2, release_checkpoint
+from training.plain_data import plain_data, store_init_kwargs  # noqa: F401
+
 FORMAT = "styleinv-checkpoint"
 FORMAT_VERSION = 1
 # Networks are rebuilt only from classes defined in these packages of this project.
 ALLOWED_CLASS_PREFIXES = ("training.", "metrics.")
-
-# ----------------------------------------------------------------------------------------------------------
-# Plain-data conversion (what a checkpoint may hold) and constructor-argument recording.
-
-
-# Convert `value` to data that torch.load(weights_only=True) reads: dict/list/tuple/set/str/bytes/int/float/bool/
-# None, torch tensors (moved to CPU), dtypes, devices. numpy scalars become Python numbers and numpy arrays become
-# tensors; with json_only, only JSON types are allowed (tuples become lists). Anything else raises TypeError
-# naming where it was found.
-def plain_data(value: Any, where: str = "value", json_only: bool = False) -> Any:
-    if isinstance(value, np.generic):  # First: numpy.float64 is also a Python float.
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if json_only and not isinstance(k, str):
-                raise TypeError(f"{where}: key {k!r} is not a string")
-            out[plain_data(k, f"{where} key", json_only)] = plain_data(v, f"{where}[{k!r}]", json_only)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [plain_data(v, f"{where}[{i}]", json_only) for i, v in enumerate(value)]
-        return items if (json_only or isinstance(value, list)) else tuple(items)
-    if not json_only:
-        if isinstance(value, torch.Tensor):
-            return value.detach().cpu()
-        if isinstance(value, np.ndarray):
-            if value.dtype == object:
-                raise TypeError(f"{where}: numpy object arrays are not supported")
-            return torch.from_numpy(np.ascontiguousarray(value).copy())
-        if isinstance(value, (bytes, torch.dtype, torch.device)):
-            return value
-        if isinstance(value, (set, frozenset)):
-            return {plain_data(v, f"{where} item", json_only) for v in value}
-    kinds = "dict/list/str/int/float/bool/None" if json_only else "tensors, numbers, strings, lists and dicts"
-    raise TypeError(f"{where}: {type(value).__module__}.{type(value).__qualname__} is not plain data ({kinds})")
-
-
-# Decorator for a network's __init__: records its arguments (defaults filled in, **kwargs flattened) as
-# `self.init_kwargs`, a JSON-able dict, so that `type(self)(**self.init_kwargs)` rebuilds it. Raises TypeError
-# before construction if an argument is not plain data. Usage:
-#     class MyNet(torch.nn.Module):
-#         @store_init_kwargs
-#         def __init__(self, channels: int, depth: int = 4): ...
-def store_init_kwargs(init):
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        recorded = {}
-        for name, value in list(bound.arguments.items())[1:]:
-            kind = signature.parameters[name].kind
-            if kind == inspect.Parameter.VAR_POSITIONAL:
-                if value:
-                    raise TypeError(f"{type(self).__name__}: positional *{name} cannot be recorded in init_kwargs")
-            elif kind == inspect.Parameter.VAR_KEYWORD:
-                recorded.update(value)
-            else:
-                recorded[name] = value
-        recorded = plain_data(recorded, f"{type(self).__name__} constructor arguments", json_only=True)
-        init(self, *args, **kwargs)
-        self.init_kwargs = recorded  # Set last, so a subclass's record overrides its base class's.
-
-    return wrapper
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Our format.
@@ -138,7 +74,7 @@ def save_checkpoint(path: str | os.PathLike, networks: dict[str, torch.nn.Module
         init_kwargs = getattr(net, "init_kwargs", None)
         if not isinstance(init_kwargs, dict):
             raise TypeError(f"save_checkpoint: network '{name}' ({type(net).__name__}) has no init_kwargs dict; "
-                            "decorate its __init__ with training.checkpoint.store_init_kwargs")
+                            "decorate its __init__ with training.plain_data.store_init_kwargs")
         stored[name] = dict(
             class_path=_class_path(net, name),
             init_kwargs=plain_data(init_kwargs, f"network '{name}' init_kwargs", json_only=True),
@@ -165,7 +101,7 @@ def save_checkpoint(path: str | os.PathLike, networks: dict[str, torch.nn.Module
 
 
 # True if the file starts like a plain pickle (protocol 2+) rather than a torch.save zip archive.
-def _is_plain_pickle(path: Path) -> bool:
+def is_plain_pickle(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(2)
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
@@ -177,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist")
-    if _is_plain_pickle(path):
+    if is_plain_pickle(path):
         raise ValueError(f"'{path}' is a plain pickle (e.g. an official stylegan2-ada-pytorch snapshot), not a "
                          "styleinv checkpoint; read it with training.checkpoint.load_networks")
     try:
@@ -220,7 +156,7 @@ def _resolve_class(class_path: str, path: Path) -> type:
 def _build_network(cls: type, init_kwargs: dict, state_dict: dict, what: str) -> torch.nn.Module:
     try:
         net = cls(**init_kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{what}: cannot build {cls.__name__} from the stored arguments ({e})") from None
     try:
         net.load_state_dict(state_dict, strict=True)
@@ -230,7 +166,8 @@ def _build_network(cls: type, init_kwargs: dict, state_dict: dict, what: str) ->
     return net
 
 
-# Networks of a checkpoint, ours or an official stylegan2-ada-pytorch .pkl (G, D, G_ema), rebuilt as this project's
+# Networks of a checkpoint, ours or an official .pkl (stylegan2-ada-pytorch: G, D, G_ema; the StyleInV release's
+# stage 2: encoder (its pSp), G; stage 3: G, D, motion_generator(_ema) (its SI, SI_ema)), rebuilt as this project's
 # classes, in eval mode with requires_grad False, on `device`. `names` selects networks (default: all that can be
 # built; an official pickle's augment_pipe is skipped, see read_official_pickle for it).
 def load_networks(path: str | os.PathLike, device: torch.device | str = "cpu",
@@ -238,7 +175,7 @@ def load_networks(path: str | os.PathLike, device: torch.device | str = "cpu",
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint '{path}' does not exist")
-    if _is_plain_pickle(path):
+    if is_plain_pickle(path):
         nets = _official_networks(path, names)
     else:
         stored = load_checkpoint(path)["networks"]
@@ -257,7 +194,7 @@ def load_networks(path: str | os.PathLike, device: torch.device | str = "cpu",
 # The training state stored by save_checkpoint (None if the file has none, e.g. an official pickle).
 def load_training_state(path: str | os.PathLike) -> dict | None:
     path = Path(path)
-    if path.is_file() and _is_plain_pickle(path):
+    if path.is_file() and is_plain_pickle(path):
         return None
     return load_checkpoint(path).get("training_state")
 
@@ -280,8 +217,9 @@ def copy_params_and_buffers(src: torch.nn.Module, dst: torch.nn.Module, require_
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Official stylegan2-ada-pytorch pickles (STYLEGAN2.md 1.5, 1.6): an allow-list unpickler; no NVIDIA code is
-# imported, the embedded module_src is never executed or kept.
+# Official stylegan2-ada-pytorch pickles (STYLEGAN2.md 1.5, 1.6) and the StyleInV release's, in their layout
+# (SPEC 0): an allow-list unpickler; no NVIDIA, release or omegaconf code is imported, the embedded module_src is
+# never executed or kept.
 
 
 # Raised for content the official-pickle reader refuses (a global outside the allow-list, a malformed record).
@@ -304,20 +242,25 @@ class PickledModule:
     def init_kwargs(self) -> dict:
         return _plain_pickled(self.state.get("_init_kwargs", {}), f"{self.class_name} init kwargs")
 
-    # Child records by attribute name.
+    # Child records by attribute name (a child that is not a record is a ValueError).
     @property
     def submodules(self) -> dict[str, "PickledModule"]:
-        return {k: v for k, v in (self.state.get("_modules") or {}).items() if v is not None}
+        children = {k: v for k, v in (self.state.get("_modules") or {}).items() if v is not None}
+        for k, v in children.items():
+            if not isinstance(v, PickledModule):
+                raise ValueError(f"{self.class_name} record: submodule '{k}' is a {type(v).__name__}, not a module")
+        return children
 
     # Flattened parameters and persistent buffers with the same dotted names and order as nn.Module.state_dict().
     def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
         out = {}
-        for k, v in (self.state.get("_parameters") or {}).items():
-            if v is not None:
-                out[prefix + k] = v.detach()
         skip = self.state.get("_non_persistent_buffers_set") or set()
-        for k, v in (self.state.get("_buffers") or {}).items():
-            if v is not None and k not in skip:
+        tensors = [*(self.state.get("_parameters") or {}).items(),
+                   *((k, v) for k, v in (self.state.get("_buffers") or {}).items() if k not in skip)]
+        for k, v in tensors:
+            if v is not None and not isinstance(v, torch.Tensor):
+                raise ValueError(f"{self.class_name} record: '{prefix}{k}' is a {type(v).__name__}, not a tensor")
+            if v is not None:
                 out[prefix + k] = v.detach()
         for k, child in self.submodules.items():
             out.update(child.state_dict(prefix + k + "."))
@@ -332,18 +275,114 @@ class _PickledEasyDict(dict):
     pass
 
 
-# Plain-data copy of a pickled argument tree (EasyDict -> dict, numpy scalars -> Python numbers).
-def _plain_pickled(value: Any, where: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain_pickled(v, where) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain_pickled(v, where) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_plain_pickled(v, where) for v in value)
+# Stand-in base for the objects that omegaconf pickles (created empty by NEWOBJ, then given their attribute dict by
+# BUILD, which lands in `state`): a call with arguments (a REDUCE gadget) or a non-dict state is refused.
+class _PickledObject:
+    pickled_name = "object"
+
+    def __new__(cls, *args, **kwargs):
+        if args or kwargs:
+            raise _Refused(f"{cls.pickled_name} was called with arguments, which its pickles never do; refusing "
+                           "to load")
+        obj = super().__new__(cls)
+        obj.state = {}
+        return obj
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise _Refused(f"{self.pickled_name} with a {type(state).__name__} state instead of a dict")
+        self.state = state
+
+
+# omegaconf.dictconfig.DictConfig / omegaconf.listconfig.ListConfig: the data is state['_content'] (a dict or list
+# of value nodes and containers; None for a None-valued container); metadata and parent links are ignored.
+class _PickledDictConfig(_PickledObject):
+    pickled_name = "omegaconf.dictconfig.DictConfig"
+
+
+class _PickledListConfig(_PickledObject):
+    pickled_name = "omegaconf.listconfig.ListConfig"
+
+
+# omegaconf.nodes.*Node: a leaf whose value is state['_val'].
+class _PickledConfigValue(_PickledObject):
+    pickled_name = "omegaconf value node"
+
+
+# omegaconf.base.Metadata / ContainerMetadata (types, flags, key of a node): read and dropped.
+class _PickledConfigMetadata(_PickledObject):
+    pickled_name = "omegaconf metadata"
+
+
+# A type named in omegaconf metadata (typing.Any, builtins.dict, ...): an inert marker, never the type itself.
+class _TypeRef:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"_TypeRef({self.name})"
+
+
+# collections.defaultdict stand-in (omegaconf metadata's resolver cache): an empty plain dict.
+def _defaultdict(default_factory=None):
+    return {}
+
+
+# A torch.nn class that release records contain by reference (Sequential, Conv2d, BatchNorm2d, ...): a
+# PickledModule named "torch.nn.<Name>" holding the module's attribute dict; nothing of torch.nn is called.
+class _PickledTorchModule(_PickledObject, PickledModule):
+    def __init__(self, *args, **kwargs):  # REDUCE without arguments: the empty record from __new__.
+        pass
+
+
+# torch.nn.modules.module._IncompatibleKeys (the result of a load_state_dict kept on a release module): a tuple.
+class _PickledIncompatibleKeys(tuple):
+    def __new__(cls, *args):
+        return super().__new__(cls, args)
+
+    def __setstate__(self, state):
+        pass
+
+
+_OMEGACONF_VALUE_NODES = ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode")
+_TORCH_NN_CLASSES = {"container": ("Sequential", "ModuleList"), "conv": ("Conv2d",),
+                     "batchnorm": ("BatchNorm2d",), "instancenorm": ("InstanceNorm2d",),
+                     "activation": ("PReLU", "ReLU", "LeakyReLU", "Sigmoid"),
+                     "pooling": ("MaxPool2d", "AdaptiveAvgPool2d"), "sparse": ("Embedding",),
+                     "linear": ("Linear",), "rnn": ("LSTM",)}
+
+
+# Plain-data copy of a pickled argument tree: EasyDict -> dict, OmegaConf containers -> dict/list of their values,
+# numpy scalars -> Python numbers. `where` names the position in errors; a cycle is an error.
+def _plain_pickled(value: Any, where: str, _active: frozenset = frozenset()) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if id(value) in _active:
+        raise ValueError(f"{where}: the pickled arguments contain a cycle")
+    active = _active | {id(value)}
+    if isinstance(value, (_PickledDictConfig, _PickledListConfig)):
+        content = value.state.get("_content")
+        if content is None:
+            return None
+        kind = dict if isinstance(value, _PickledDictConfig) else list
+        if type(content) is not kind:
+            raise ValueError(f"{where}: an OmegaConf {kind.__name__} config holds a {type(content).__name__} "
+                             f"({content!r:.60}), not a {kind.__name__} (a missing value or an interpolation?)")
+        return _plain_pickled(content, where, active)
+    if isinstance(value, _PickledConfigValue):
+        leaf = value.state.get("_val")
+        if isinstance(leaf, str) and (leaf == "???" or "${" in leaf):
+            raise ValueError(f"{where}: {leaf!r} is a missing value or an unresolved OmegaConf interpolation")
+        return _plain_pickled(leaf, where, active)
+    if isinstance(value, dict):
+        return {_plain_pickled(k, f"{where} key", active): _plain_pickled(v, f"{where}.{k}", active)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_pickled(v, f"{where}[{i}]", active) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return tuple(_plain_pickled(v, f"{where}[{i}]", active) for i, v in enumerate(value))
     raise ValueError(f"{where}: unexpected {type(value).__name__} in the pickled constructor arguments")
 
 
@@ -417,6 +456,20 @@ _OFFICIAL_PICKLE_GLOBALS = {
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    # The StyleInV release: OmegaConf configs as constructor arguments (omegaconf 2.1-2.3 layout)...
+    ("omegaconf.dictconfig", "DictConfig"): _PickledDictConfig,
+    ("omegaconf.listconfig", "ListConfig"): _PickledListConfig,
+    **{("omegaconf.nodes", name): _PickledConfigValue for name in _OMEGACONF_VALUE_NODES},
+    ("omegaconf.base", "Metadata"): _PickledConfigMetadata,
+    ("omegaconf.base", "ContainerMetadata"): _PickledConfigMetadata,
+    ("collections", "defaultdict"): _defaultdict,
+    ("typing", "Any"): _TypeRef("typing.Any"),
+    **{("builtins", name): _TypeRef(f"builtins.{name}") for name in ("dict", "list", "int", "float", "str", "bool")},
+    # ... and torch.nn modules inside its persistent records.
+    **{(f"torch.nn.modules.{module}", name): type(name, (_PickledTorchModule,), dict.fromkeys(
+        ("pickled_name", "class_name"), f"torch.nn.{name}")) for module, names in _TORCH_NN_CLASSES.items()
+       for name in names},
+    ("torch.nn.modules.module", "_IncompatibleKeys"): _PickledIncompatibleKeys,
 }
 
 
@@ -484,28 +537,68 @@ def _official_generator_kwargs(record: PickledModule, cls: type, what: str) -> d
     return kwargs
 
 
-# Build our networks from an official pickle's Generator/Discriminator records (strict state-dict load).
-def _official_networks(path: Path, names: list[str] | None) -> dict[str, torch.nn.Module]:
-    from training import networks_stylegan2  # Imported here: networks_stylegan2 imports this module.
-
+# Builders of our networks from an official pickle's records: {our name: () -> (class, kwargs, state dict)} for
+# StyleGAN2-ADA Generator/Discriminator records and the StyleInV release's networks (training/release_checkpoint.py).
+def _official_builders(records: dict[str, PickledModule], what: str) -> dict:
     classes = dict(Generator=networks_stylegan2.Generator, Discriminator=networks_stylegan2.Discriminator)
-    content = read_official_pickle(path)
-    records = {k: v for k, v in content.items() if isinstance(v, PickledModule)}
-    if names is None:
-        names = [k for k, v in records.items() if v.class_name in classes]
+    builders = {name: functools.partial(_stylegan2_network, record, classes[record.class_name],
+                                        f"{what}, network '{name}'")
+                for name, record in records.items() if record.class_name in classes}
+    builders.update(release_checkpoint.network_builders(records, what))
+    return builders
+
+
+# (class, kwargs, state dict) of an official StyleGAN2 Generator or Discriminator record.
+def _stylegan2_network(record: PickledModule, cls: type, what: str) -> tuple[type, dict, dict]:
+    if cls is networks_stylegan2.Generator:
+        return cls, _official_generator_kwargs(record, cls, what), record.state_dict()
+    return cls, _official_kwargs(record, cls, what), record.state_dict()
+
+
+# Our names of the networks in an official pickle's records (the release's pSp/SI/SI_ema under ours), in order.
+def _official_names(records: dict[str, PickledModule], builders: dict) -> list[str]:
+    renamed = release_checkpoint.RELEASE_NAMES
+    return [renamed[k] if renamed.get(k) in builders else k for k in records]
+
+
+# Names of the networks of a checkpoint, ours or an official pickle (as load_networks names them), without building
+# them.
+def network_names(path: str | os.PathLike) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint '{path}' does not exist")
+    if not is_plain_pickle(path):
+        return list(load_checkpoint(path)["networks"])
+    records = {k: v for k, v in read_official_pickle(path).items() if isinstance(v, PickledModule)}
+    return _official_names(records, _official_builders(records, f"Pickle '{path}'"))
+
+
+# Build our networks from an official pickle's records (strict state-dict load).
+def _official_networks(path: Path, names: list[str] | None) -> dict[str, torch.nn.Module]:
+    records = {k: v for k, v in read_official_pickle(path).items() if isinstance(v, PickledModule)}
+    what = f"Pickle '{path}'"
+    builders = _official_builders(records, what)
+    for name in names or []:
+        if name in builders:
+            continue
+        renamed = release_checkpoint.RELEASE_NAMES.get(name)
+        if renamed in builders:
+            raise KeyError(f"{what}: the release's network '{name}' is loaded as '{renamed}'")
+        if name not in records:
+            raise KeyError(f"{what} has no network '{name}'; it holds {_official_names(records, builders)}")
+        raise ValueError(f"{what}: network '{name}' is a {records[name].class_name}, which has no equivalent here "
+                         "(supported: StyleGAN2-ADA Generator and Discriminator; the StyleInV release's pSp, StyleInV "
+                         "and StyleGAN-V Discriminator)")
     nets = {}
-    for name in names:
-        record = records.get(name)
-        if record is None:
-            raise KeyError(f"Pickle '{path}' has no network '{name}'; it holds {list(records)}")
-        if record.class_name not in classes:
-            raise ValueError(f"Pickle '{path}': network '{name}' is a {record.class_name}, which has no equivalent "
-                             f"here (supported: {', '.join(classes)})")
-        cls = classes[record.class_name]
-        what = f"Pickle '{path}', network '{name}'"
-        if cls is networks_stylegan2.Generator:
-            kwargs = _official_generator_kwargs(record, cls, what)
-        else:
-            kwargs = _official_kwargs(record, cls, what)
-        nets[name] = _build_network(cls, kwargs, record.state_dict(), what)
+    for name in names if names is not None else list(builders):
+        where = f"{what}, network '{name}'"
+        try:
+            cls, kwargs, state = builders[name]()
+        except KeyError as e:
+            raise ValueError(f"{where}: malformed record (it lacks {e})") from None
+        except ValueError as e:
+            if str(e).startswith(what):
+                raise
+            raise ValueError(f"{where}: {e}") from None
+        nets[name] = _build_network(cls, kwargs, state, where)
     return nets

@@ -7,7 +7,7 @@ import torch
 from torch_utils import misc
 from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
 from torch_utils.ops.modulated_conv import modulated_conv2d
-from training.checkpoint import store_init_kwargs
+from training.plain_data import store_init_kwargs
 
 
 # Activation dtype of a block: fp16 only for an fp16 block on a CUDA device (CPU fp16 convs are 10-100x slower).

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.checkpoint import store_init_kwargs
 from training.networks_encoder import IRSEBackbone, he_init_
 from training.networks_stylegan2 import FullyConnectedLayer
+from training.plain_data import store_init_kwargs
 
 # Noise modes accepted by G.synthesis for x0 = G(w0) (SPEC 4.6: the same mode as the other frames).
 NOISE_MODES = ("const", "none", "random")

@@ -5,8 +5,8 @@ import math
 import torch
 from torch import nn
 
-from training.checkpoint import store_init_kwargs
 from training.networks_stylegan2 import Conv2dLayer, DiscriminatorBlock, DiscriminatorEpilogue, MappingNetwork
+from training.plain_data import store_init_kwargs
 
 
 # Embedding of the F-1 time differences between consecutive frames (SPEC 3.3): for each difference d (frames),

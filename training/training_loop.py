@@ -512,6 +512,9 @@ def _load_weights(stage: Stage, path: str, rank: int) -> None:
 
 
 def _load_training_state(stage: Stage, path: str, rank: int, world: int) -> dict:
+    ts = checkpoint.load_training_state(path)
+    if ts is None:  # E.g. an official .pkl: weights only.
+        raise ValueError(f"--resume {path}: the file holds no training state (use --init for weights only)")
     loaded = checkpoint.load_networks(path)
     for name, net in stage.networks.items():
         if name not in loaded:
@@ -521,9 +524,6 @@ def _load_training_state(stage: Stage, path: str, rank: int, world: int) -> dict
         except RuntimeError as e:
             raise ValueError(f"--resume {path}: network '{name}' does not match the one built from these "
                              f"options ({str(e).splitlines()[0]})") from None
-    ts = checkpoint.load_training_state(path)
-    if ts is None:
-        raise ValueError(f"--resume {path}: the file holds no training state (use --init for weights only)")
     for phase in stage.phases:
         if phase.name in ts["optimizers"]:
             phase.optimizer.load_state_dict(ts["optimizers"][phase.name])

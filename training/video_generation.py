@@ -95,16 +95,10 @@ def describe_stage(names: Iterable[str]) -> str:
     return "no checkpoint of this project's training stages"
 
 
-# Names of the networks stored in a checkpoint (ours or an official .pkl), without building them.
+# Names of the networks stored in a checkpoint (ours or an official .pkl, under the names load_networks gives them),
+# without building them.
 def network_names(path: str | os.PathLike) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint '{path}' does not exist")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # A plain pickle: an official snapshot.
-        return [k for k, v in checkpoint.read_official_pickle(path).items() if isinstance(v, checkpoint.PickledModule)]
-    return list(checkpoint.load_checkpoint(path)["networks"])
+    return checkpoint.network_names(path)
 
 
 # The image generator of any stage's checkpoint (ours or an official .pkl): G_ema if present, else G. Used for

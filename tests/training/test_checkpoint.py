@@ -1,17 +1,15 @@
 """Tests for training/checkpoint.py: our format's round trip and errors, official-layout pickles, malicious pickles."""
 
-import collections
-import contextlib
 import os
 import pickle
 import random
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
+from tests._official_pickles import dumps, official_records
 from training import checkpoint
 from training.checkpoint import (
     copy_params_and_buffers,
@@ -215,93 +213,44 @@ def test_copy_params_and_buffers(nets):
 
 # ----------------------------------------------------------------------------------------------------------
 # Official stylegan2-ada-pytorch pickles, written here in their layout (STYLEGAN2.md 1.5) with stand-in
-# `torch_utils.persistence` / `dnnlib.util` modules registered only while *writing*.
-
-FAKE_SOURCE = "import pathlib\npathlib.Path('module-src-was-executed').touch()\n"
+# `torch_utils.persistence` / `dnnlib.util` modules registered only while *writing* (tests/_official_pickles.py).
 
 
-@contextlib.contextmanager
-def _official_writer_modules():
-    persistence = types.ModuleType("torch_utils.persistence")
-    util = types.ModuleType("dnnlib.util")
-
-    def _reconstruct_persistent_obj(meta):  # never called: the loader maps this name to its own record builder
-        raise AssertionError("stand-in must not run")
-
-    class EasyDict(dict):
-        pass
-
-    _reconstruct_persistent_obj.__module__ = persistence.__name__
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    EasyDict.__module__, EasyDict.__qualname__ = util.__name__, "EasyDict"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    util.EasyDict = EasyDict
-    saved = {name: sys.modules.get(name) for name in (persistence.__name__, util.__name__)}
-    sys.modules.update({persistence.__name__: persistence, util.__name__: util})
-    try:
-        yield persistence, util
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-# A persistent_class object as ADA pickles it: _reconstruct_persistent_obj(meta) with the module's __dict__.
-class _Persistent:
-    def __init__(self, fn, class_name, state):
-        self.fn, self.meta = fn, dict(type="class", version=6, module_src=FAKE_SOURCE, class_name=class_name,
-                                      state=state)
-
-    def __reduce__(self):
-        return (self.fn, (self.meta,))
-
-
-def _as_official(module, fn, easydict, init_args=(), init_kwargs=None):
-    def record(m, kwargs, args=()):
-        state = dict(training=False, _parameters=collections.OrderedDict(m._parameters),
-                     _buffers=collections.OrderedDict(m._buffers), _non_persistent_buffers_set=set(),
-                     _backward_hooks=collections.OrderedDict(), _forward_hooks=collections.OrderedDict(),
-                     _forward_pre_hooks=collections.OrderedDict(), _state_dict_hooks=collections.OrderedDict(),
-                     _load_state_dict_pre_hooks=collections.OrderedDict(),
-                     _modules=collections.OrderedDict((k, record(v, {})) for k, v in m._modules.items()),
-                     _init_args=tuple(args), _init_kwargs=easydict(kwargs))
-        if isinstance(m, SynthesisLayer):
-            state["act_gain"] = np.float64(np.sqrt(2))  # numpy scalars as in real snapshots
-        if hasattr(m, "w_avg_beta"):
-            state["w_avg_beta"] = m.w_avg_beta
-        return _Persistent(fn, type(m).__name__, state)
-
-    def ed(d):
-        return easydict({k: ed(v) if isinstance(v, dict) else v for k, v in d.items()})
-
-    return record(module, ed(init_kwargs or {}), init_args)
+# numpy scalars on SynthesisLayer records and MappingNetwork's w_avg_beta, as in real snapshots.
+def _official_attrs(m):
+    attrs = dict(act_gain=np.float64(np.sqrt(2))) if isinstance(m, SynthesisLayer) else {}
+    if hasattr(m, "w_avg_beta"):
+        attrs["w_avg_beta"] = m.w_avg_beta
+    return attrs
 
 
 def _write_official(path, nets, protocol=3, augment_pipe=True, inject=None):
-    with _official_writer_modules() as (persistence, util):
-        fn, easydict = persistence._reconstruct_persistent_obj, util.EasyDict
+    def build(ns):
+        def record(net, **kwargs):
+            return official_records(ns, net, attrs=_official_attrs, **kwargs)
+
         data = dict(
-            G=_as_official(nets["G"], fn, easydict, init_kwargs=G_KWARGS),
+            G=record(nets["G"], init_kwargs=G_KWARGS),
             # D with positional constructor arguments, as persistence also records them.
-            D=_as_official(nets["D"], fn, easydict, init_args=(0, 16, 3),
-                           init_kwargs={k: v for k, v in D_KWARGS.items() if k not in ("c_dim", "img_resolution",
-                                                                                      "img_channels")}),
-            G_ema=_as_official(nets["G_ema"], fn, easydict, init_kwargs=G_KWARGS),
+            D=record(nets["D"], init_args=(0, 16, 3),
+                     init_kwargs={k: v for k, v in D_KWARGS.items() if k not in ("c_dim", "img_resolution",
+                                                                                "img_channels")}),
+            G_ema=record(nets["G_ema"], init_kwargs=G_KWARGS),
             augment_pipe=None,
-            training_set_kwargs=easydict(class_name="training.dataset.ImageFolderDataset", path="/data/x.zip",
-                                         use_labels=False, max_size=100, xflip=True, resolution=16),
+            training_set_kwargs=ns.EasyDict(class_name="training.dataset.ImageFolderDataset", path="/data/x.zip",
+                                            use_labels=False, max_size=100, xflip=True, resolution=16),
         )
         if augment_pipe:
             pipe = torch.nn.Module()
             pipe.register_buffer("p", torch.tensor(0.3))
             pipe.register_buffer("Hz_geom", torch.randn(12))
-            data["augment_pipe"] = _as_official(pipe, fn, easydict, init_kwargs=dict(xflip=1, rotate90=1))
-            data["augment_pipe"].meta["class_name"] = "AugmentPipe"
+            data["augment_pipe"] = record(pipe, init_kwargs=dict(xflip=1, rotate90=1),
+                                          class_names={torch.nn.Module: "AugmentPipe"})
         if inject is not None:
             data["G"].meta["state"]["_modules"]["mapping"].meta["state"]["note"] = inject
-        path.write_bytes(pickle.dumps(data, protocol=protocol))
+        return data
+
+    path.write_bytes(dumps(build, protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", [3, 4])
