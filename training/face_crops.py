@@ -172,8 +172,9 @@ def pick_face(boxes, previous=None) -> int | None:
 
 # Raw (unsmoothed) crop parameters of each frame (T x 4, NaN rows where no face was found) with `detector`
 # (see training/face_detectors.py): the face is picked by `pick_face`, its landmarks stabilised by
-# `stabilized_landmarks`, and turned into the FFHQ square (mode "ffhq") or Algorithm 1's square around the
-# landmarks' bounding box (mode "box"). `progress(n)` is called after each frame.
+# `stabilized_landmarks`, and turned into the FFHQ square (mode "ffhq") or Algorithm 1's square (mode "box")
+# around the bounding box of the 68 landmarks (jaw, brows, eyes, nose, mouth: the face), or around the detected
+# box for 5-landmark detectors. `progress(n)` is called after each frame.
 def detect_crop_params(frames: Iterable[np.ndarray], detector, mode: str, rng: np.random.Generator,
                        jitter_count: int = JITTER_COUNT, jitter_shift: float = JITTER_SHIFT,
                        progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -189,7 +190,10 @@ def detect_crop_params(frames: Iterable[np.ndarray], detector, mode: str, rng: n
             previous = boxes[i]
             lm = stabilized_landmarks(lambda b, f=frame: detector.landmarks(f, b), previous, rng, jitter_count,
                                       jitter_shift)
-            rows.append(ffhq_crop_params(lm) if mode == "ffhq" else box_crop_params([*lm.min(0), *lm.max(0)]))
+            if mode == "ffhq":
+                rows.append(ffhq_crop_params(lm))
+            else:
+                rows.append(box_crop_params([*lm.min(0), *lm.max(0)] if len(lm) == 68 else previous))
         if progress is not None:
             progress(1)
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
