@@ -275,15 +275,14 @@ def _finish(partial: Path, dest: Path, names: list[str], meta: dict, overwrite: 
     os.replace(partial, dest)
 
 
-# --crops: the crops.json records of a dataset made with --faces (folder or zip), {video name: record}, for the
-# videos `names`.
+# --crops: the crops.json records of a dataset made with --faces (folder or zip), {video name: record}, for those
+# of the videos `names` that it has (the others were skipped when it was made, or are new).
 def _read_crops(path: Path, names: list[str]) -> dict:
     store, table = _FileStore(path), {}
     for name in names:
         where = store.describe(f"{name}/{face_crops.CROPS_FILE}")
         if f"{name}/{face_crops.CROPS_FILE}" not in store.names:
-            raise FileNotFoundError(f"{where}: missing; --crops needs a dataset made with --faces from the same "
-                                    f"sources")
+            continue
         try:
             record = json.loads(store.read(f"{name}/{face_crops.CROPS_FILE}"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -367,8 +366,14 @@ def _from_videos(source: Path, dest: Path, o: dict, workers: int, overwrite: boo
     crops_table = _read_crops(Path(o["crops"]), names) if o["crops"] else None
     if o["faces"]:
         load_detector(o["detector"], o["detector_weights"])  # a missing package or file fails here, before any work
+    if crops_table is not None and not crops_table:
+        raise FileNotFoundError(f"{o['crops']}: no <video>/{face_crops.CROPS_FILE} for these sources; --crops needs "
+                                f"a dataset made with --faces from them")
     partial = dest.parent / f".{dest.name}.partial"
     state = _open_partial(partial, json.loads(json.dumps(o)), overwrite)
+    for (rel, _, _), name in zip(videos, names):
+        if crops_table is not None and name not in crops_table:
+            state["skipped"][name] = dict(video=rel, reason=f"no {face_crops.CROPS_FILE} in {o['crops']}")
     jobs = [dict(rel=rel, kind=kind, path=str(path), name=name, options=o, partial=str(partial),
                  boxes=_boxes_for(box_table, rel, o["boxes"]) if box_table is not None else None,
                  crops=crops_table[name] if crops_table else None)
