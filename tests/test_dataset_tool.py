@@ -92,13 +92,12 @@ def test_from_videos_frame_folders_with_boxes_follow_algorithm_1(tmp_path):
     for v, name in enumerate(ds.video_names):
         expected = frames[name][:, 4:20, 2:18].transpose(0, 3, 1, 2)
         assert np.array_equal(ds.load_video(v), expected)
-    assert dataset_tool.square_box(0, 0, 4, 10) == (-3, 0, 7, 10)
     res = CliRunner().invoke(dataset_tool.cli, ["from-videos", "--source", str(src), "--dest", str(tmp_path / "x"),
                                                 "--resolution", "16", "--fps", "5"])
     assert res.exit_code != 0 and "--source-fps" in res.output
 
 
-def test_interrupted_conversion_leaves_no_dataset(tmp_path):
+def test_interrupted_conversion_leaves_no_dataset_and_resumes(tmp_path):
     src = tmp_path / "src"
     (src / "a_good").mkdir(parents=True)
     PIL.Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "a_good" / "0.png")
@@ -109,7 +108,27 @@ def test_interrupted_conversion_leaves_no_dataset(tmp_path):
         res = CliRunner().invoke(dataset_tool.cli, ["from-videos", "--source", str(src), "--dest", str(dest),
                                                     "--resolution", "8"])
         assert res.exit_code != 0 and "b_bad.mp4" in res.output and "cannot decode" in res.output
-    assert list(out_dir.iterdir()) == []  # neither the dataset nor a temporary file
+        assert "run the same command again to resume" in res.output
+    # no dataset and no temporary file: only the finished video, kept in the hidden partial folders
+    assert sorted(p.name for p in out_dir.iterdir()) == [".ds.partial", ".ds.zip.partial"]
+    assert sorted(p.name for p in (out_dir / ".ds.partial").iterdir()) == [".state.json", "a_good"]
+    (src / "b_bad.mp4").unlink()
+    _write_mp4(src / "b_good.mp4", [(200, 30, 30)] * 3, size=(16, 8))
+    for dest in (out_dir / "ds", out_dir / "ds.zip"):
+        res = CliRunner().invoke(dataset_tool.cli, ["from-videos", "--source", str(src), "--dest", str(dest),
+                                                    "--resolution", "8"])
+        assert res.exit_code == 0 and "1 videos done" in res.output, res.output
+        assert VideoFrameDataset(dest).video_lengths.tolist() == [1, 3]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["ds", "ds.zip"]
+    res = CliRunner().invoke(dataset_tool.cli, ["from-videos", "--source", str(src), "--dest", str(out_dir / "x"),
+                                                "--resolution", "8", "--max-frames", "2"])
+    assert res.exit_code == 0
+    (out_dir / ".x.partial").mkdir()
+    (out_dir / ".x.partial" / ".state.json").write_text(json.dumps(dict(settings={}, done={}, skipped={})))
+    res = CliRunner().invoke(dataset_tool.cli, ["from-videos", "--source", str(src), "--dest", str(out_dir / "x"),
+                                                "--resolution", "8", "--overwrite"])
+    assert res.exit_code == 0, res.output  # a partial run with other options is discarded by --overwrite
+    assert VideoFrameDataset(out_dir / "x").video_lengths.tolist() == [1, 3]
 
 
 @pytest.mark.parametrize("args", [["--source", "MISSING"], []])
