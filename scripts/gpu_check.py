@@ -220,9 +220,10 @@ def build_kernels(ctx: Context) -> Result:
                 call(ctx.device)
             error = None
         except RuntimeError as e:
-            error = str(e).strip().splitlines()[0]
+            error = str(e).strip()
         seconds = time.perf_counter() - start
         data[name] = dict(cache_hit=hit, seconds=seconds, error=error, build_dir=str(build_dir))
+        error = error and error.splitlines()[0]  # the full message (cause and fix) stays in the JSON
         data[name]["outcome"] = f"FAILED: {error}" if error else "cache hit" if hit else "compiled"
         rows.append([name, "hit" if hit else "compiled", f"{seconds:.1f}", error or ""])
     failed = [n for n, d in data.items() if d["error"]]
@@ -533,7 +534,7 @@ def _rank_entry(numel: int, loop_kwargs: dict, out_path: str, threads: int) -> N
 
 # The worker process: a small synthetic dataset, the stage-1 loop arguments (1 step of the preset at batch
 # 2 x 4 per GPU), then distributed.launch over 2 ranks.
-def run_distributed_rank_launcher(args_path: str) -> None:
+def distributed_worker(args_path: str) -> None:
     from training.sprites import write_synthetic_dataset
     args = json.loads(Path(args_path).read_text())
     shapes, tmp = SHAPES[args["shapes"]], Path(args["tmp"])
@@ -550,7 +551,7 @@ def run_distributed_rank_launcher(args_path: str) -> None:
     distributed.launch(_rank_entry, (numel, loop_kwargs, args["out"], args["threads"]), 2)
 
 
-# Run run_distributed_rank_launcher in its own process group; kill the group at the timeout so that a hang cannot last.
+# Run distributed_worker in its own process group; kill the group at the timeout so that a hang cannot last.
 def run_distributed_worker(ctx: Context) -> dict:
     work = Path(tempfile.mkdtemp(dir=ctx.tmp, prefix="distributed-"))
     args = dict(shapes=ctx.shapes["name"], tmp=str(work), out=str(work / "result.json"),
@@ -726,11 +727,11 @@ def _parse_groups(text: str) -> list[str]:
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="torch CPU threads [default: 1 for tiny shapes (tiny tensors run fastest on one), else torch's]")
 @click.option("--update-docs", is_flag=True, help="Also write the report into docs/PERFORMANCE.md (CUDA runs)")
-@click.option("--distributed-worker", default=None, hidden=True)
-def main(outdir, checks, shapes, detector_dir, distributed_timeout, threads, update_docs, distributed_worker):
+@click.option("--distributed-worker", "worker_args", default=None, hidden=True)
+def main(outdir, checks, shapes, detector_dir, distributed_timeout, threads, update_docs, worker_args):
     """Check that the GPU install works and measure it (see the module docstring)."""
-    if distributed_worker:
-        return run_distributed_rank_launcher(distributed_worker)
+    if worker_args:
+        return distributed_worker(worker_args)
     groups = _parse_groups(checks)
     try:
         cuda_build.ops_mode()

@@ -124,3 +124,28 @@ def test_docs_section_is_replaced_between_markers(tmp_path):
     with pytest.raises(gpu_check.click.ClickException, match="no .*gpu_check:begin"):
         gpu_check.fill_docs_section(doc, report)
     assert doc.read_text() == "no markers\n"
+
+
+# The CUDA-only branches (kernel columns, fp16 rows, goals), run on CPU tensors: "cuda" mode falls back to the
+# reference path there, so the kernels must equal it and every row must be filled in.
+def test_cuda_branches_bookkeeping_on_cpu_tensors(tmp_path):
+    class PretendCuda(gpu_check.Context):
+        cuda = True
+
+        def peak_gb(self):
+            return 1.0
+
+        def reset_peak(self):
+            pass
+
+    ctx = PretendCuda(torch.device("cpu"), dict(gpu_check.SHAPES["tiny"], name="tiny"), tmp_path)
+    compared = gpu_check.compare_kernels(ctx, gpu_check.Result("ops: CUDA kernels built", "pass", ""))
+    assert compared.status == "pass", compared.detail
+    rows = compared.table[1:]
+    assert [r[1] for r in rows] == ["float32"] * 7 + ["float16"] * 7
+    assert all(r[2] == r[3] and r[4] == r[5] and r[6] == "yes" for r in rows), rows
+    mixed, = gpu_check.mixed_precision(ctx)
+    assert mixed.status == "pass" and "no NaN/Inf" in mixed.detail
+    generation, = gpu_check.generation(ctx)
+    assert [r[0] for r in generation.table[1:]] == ["mixed", "mixed", "fp32", "fp32"]
+    assert generation.status == "pass" and "goal >= 500 on one H100 not met" in generation.detail
