@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from training import launch
-from training.loss_stylegan2 import build_stylegan_stage
+from training.loss_stylegan2 import build_stylegan_stage, preset_stage_kwargs
 from training.presets import STYLEGAN2_PRESETS, stylegan2_preset
 
 
@@ -75,10 +75,7 @@ def main(data, cfg, resolution, gamma, pl_weight, mirror, class_aware, aug, aug_
         transfer_kwargs = dict(parent=str(Path(transfer_from).resolve()), freeze_res=freeze_res,
                                perceptual_weight=perceptual_weight, identity_weight=identity_weight,
                                lpips_path=lpips_path, arcface_path=arcface_path)
-    stage_kwargs = dict(G_kwargs=spec.G_kwargs, D_kwargs=spec.D_kwargs, G_opt_kwargs=spec.G_opt_kwargs,
-                        D_opt_kwargs=spec.D_opt_kwargs, loss_kwargs=spec.loss_kwargs, augment_kwargs=augment_kwargs,
-                        ema_kimg=spec.ema_kimg, ema_rampup=spec.ema_rampup, G_reg_interval=spec.G_reg_interval,
-                        D_reg_interval=spec.D_reg_interval, transfer_kwargs=transfer_kwargs)
+    stage_kwargs = preset_stage_kwargs(spec, augment_kwargs, transfer_kwargs)
     data_kwargs = dict(path=data, kind="frames", resolution=resolution, class_aware=class_aware, xflip=mirror,
                        seed=seed)
     parts = [name, cfg, f"gpus{gpus}", f"batch{batch}"]

@@ -12,7 +12,7 @@ import click
 import yaml
 
 from training import launch
-from training.loss_styleinv import build_styleinv_stage
+from training.loss_styleinv import build_styleinv_stage, config_stage_kwargs
 
 
 # Read a YAML config and apply `--a.b=value` overrides (values parsed as YAML). Unknown keys are an error so that a
@@ -56,18 +56,9 @@ def main(ctx, cfg_path, data, checkpoint, outdir, gpus, batch, batch_gpu, kimg, 
     train, data_cfg = cfg["train"], cfg["data"]
     batch = batch or train["batch"]
     batch_gpu = batch_gpu or min(train["batch_gpu"], max(batch // gpus, 1))
-    augment_kwargs = None
-    if train["aug"] != "noaug":
-        augment_kwargs = dict(preset=train["augpipe"], adaptive=train["aug"] == "ada", target=train["target"],
-                              p=train.get("p", 0.0))
-    loss_kwargs = dict(cfg["loss"], max_dist=data_cfg["max_dist"], fractional_t=data_cfg["fractional_t"])
     if cfg["motion"].get("max_num_frames", data_cfg["max_num_frames"]) != data_cfg["max_num_frames"]:
         raise click.ClickException("motion.max_num_frames must equal data.max_num_frames")
-    stage_kwargs = dict(checkpoint_path=str(Path(checkpoint).resolve()), motion_kwargs=cfg["motion"],
-                        fuse_kwargs=cfg["fuse"], D_kwargs=cfg["discriminator"], loss_kwargs=loss_kwargs,
-                        skip_encoder=cfg["model"]["skip_encoder"], use_ffa_ape=cfg["model"]["use_ffa_ape"],
-                        lr_motion=train["lr_motion"], lr_D=train["lr_D"], ema_kimg=train["ema_kimg"],
-                        augment_kwargs=augment_kwargs, seed=seed)
+    stage_kwargs = config_stage_kwargs(cfg, str(Path(checkpoint).resolve()), seed)
     data_kwargs = dict(path=data, kind="clips", max_num_frames=data_cfg["max_num_frames"],
                        max_dist=data_cfg["max_dist"], xflip=data_cfg["mirror"], seed=seed)
     metric_names = launch.parse_metrics(metrics) if metrics != "none" else ()

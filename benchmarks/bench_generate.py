@@ -27,11 +27,19 @@ from training.networks_styleinv import MotionGenerator  # noqa: E402
 from training.presets import stylegan2_preset  # noqa: E402
 
 
-# The paper's 256x256 model with random weights (StyleGAN2 paper256, IR-SE-50 encoder, default FFA-APE).
-def paper_model(device: torch.device, noise_mode: str) -> vgen.VideoGenerator:
+# The paper's 256x256 model with random weights (StyleGAN2 paper256, IR-SE-50 encoder, default FFA-APE), or
+# another preset / encoder / FFA-APE size. fp32=True builds G without fp16 layers (the same weights: the seed and
+# the parameter shapes do not depend on it).
+def paper_model(device: torch.device, noise_mode: str, preset: str = "paper256", resolution: int = 256,
+                encoder_kwargs: dict | None = None, motion_kwargs: dict | None = None,
+                fp32: bool = False) -> vgen.VideoGenerator:
     torch.manual_seed(0)
-    G = Generator(**stylegan2_preset("paper256", 256).G_kwargs)
-    motion_generator = MotionGenerator(w_dim=G.w_dim, num_ws=G.num_ws)
+    G_kwargs = stylegan2_preset(preset, resolution).G_kwargs
+    if fp32:
+        G_kwargs.synthesis_kwargs["num_fp16_res"] = 0
+    G = Generator(**G_kwargs)
+    motion_generator = MotionGenerator(w_dim=G.w_dim, num_ws=G.num_ws, encoder_kwargs=encoder_kwargs,
+                                       motion_kwargs=motion_kwargs)
     return vgen.VideoGenerator(G, motion_generator, None, noise_mode=noise_mode, device=device)
 
 

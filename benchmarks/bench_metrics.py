@@ -33,17 +33,20 @@ def _time_detector(module, shape, device, repeats: int) -> float:
         return time_call(lambda: module(x), device, repeats)[0]
 
 
-def bench_detectors(device, res: int, repeats: int, i3d_128f: bool) -> list[dict]:
+# Seconds per batch of Inception (batch images) and I3D (clips of 16 frames; of 128 on GPU or with i3d_128f).
+# make_detector(name) gives the module (default: random weights).
+def bench_detectors(device, res: int, repeats: int, i3d_128f: bool, batch: int | None = None,
+                    clips: int | None = None, make_detector=random_detector) -> list[dict]:
     gpu = device.type == "cuda"
-    batch = 64 if gpu else 4
-    t = _time_detector(random_detector("inception").to(device), (batch, 3, res, res), device, repeats)
+    batch = batch or (64 if gpu else 4)
+    t = _time_detector(make_detector("inception").to(device), (batch, 3, res, res), device, repeats)
     rows = [dict(what="inception", items=batch, frames_per_item=1, seconds=t, key="inception")]
-    i3d = random_detector("i3d").to(device)
-    for frames, key, clips in ((16, "i3d_16f", 8 if gpu else 1), (128, "i3d_128f", 2 if gpu else 1)):
+    i3d = make_detector("i3d").to(device)
+    for frames, key, n in ((16, "i3d_16f", clips or (8 if gpu else 1)), (128, "i3d_128f", 2 if gpu else 1)):
         if frames == 128 and not (gpu or i3d_128f):
             continue
-        t = _time_detector(i3d, (clips, 3, frames, res, res), device, repeats)
-        rows.append(dict(what=key, items=clips, frames_per_item=frames, seconds=t, key=key))
+        t = _time_detector(i3d, (n, 3, frames, res, res), device, repeats)
+        rows.append(dict(what=key, items=n, frames_per_item=frames, seconds=t, key=key))
     return rows
 
 

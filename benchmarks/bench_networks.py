@@ -16,9 +16,9 @@ from training.networks_stylegan2 import Discriminator, Generator  # noqa: E402
 from training.presets import stylegan2_preset  # noqa: E402
 
 
-# Peak fp32 matmul GFLOP/s of the device (n x n @ n x n; TF32 off), best of `iters`.
-def matmul_gflops(device: torch.device, n: int = 2048, iters: int = 5) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+# Peak matmul GFLOP/s of the device (n x n @ n x n in `dtype`; TF32 as set by the caller), best of `iters`.
+def matmul_gflops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best, _ = time_call(lambda: a @ b, device, iters)
     return 2 * n ** 3 / best / 1e9
 

@@ -22,18 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torch_utils.ops import bias_act, conv2d_resample, modulated_conv, upfirdn2d  # noqa: E402
 
 
-# Number of feature channels at resolution `res` in the paper256 config.
-def channels(res: int) -> int:
-    return min(16384 // res, 512)
+# Number of feature channels at resolution `res` in the paper256 config (at most `channel_max`).
+def channels(res: int, channel_max: int = 512) -> int:
+    return min(16384 // res, channel_max)
 
 
 # The benchmark cases: name, shape description, and a function of (make_input) returning the op's output.
-def make_cases(batch: int, res: int, device: torch.device, dtype: torch.dtype):
+# Random values are drawn in float32 and then cast, so that after the same torch.manual_seed the cases in every
+# dtype hold the same numbers (rounded); scripts/gpu_check.py compares the dtypes and paths on them.
+def make_cases(batch: int, res: int, device: torch.device, dtype: torch.dtype, channel_max: int = 512):
     f = upfirdn2d.setup_filter([1, 3, 3, 1], device=device)
-    half, c, c_half = res // 2, channels(res), channels(res // 2)
+    half, c, c_half = res // 2, channels(res, channel_max), channels(res // 2, channel_max)
 
     def rand(*shape, grad=False):
-        return torch.randn(*shape, device=device, dtype=dtype).requires_grad_(grad)
+        return torch.randn(*shape, device=device).to(dtype).requires_grad_(grad)
 
     b = rand(c)
     w_up, w_down = rand(c, c_half, 3, 3), rand(c_half, c, 3, 3)

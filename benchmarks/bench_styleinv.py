@@ -13,25 +13,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_train import _FakeDataset, peak_memory_gb, step_seconds  # noqa: E402
-
-from torch_utils.training_stats import Stats  # noqa: E402
-from training.checkpoint import save_checkpoint  # noqa: E402
-from training.loss_styleinv import build_styleinv_stage  # noqa: E402
-from training.networks_encoder import WEncoder  # noqa: E402
-from training.networks_stylegan2 import Generator  # noqa: E402
-from training.presets import stylegan2_preset  # noqa: E402
-
-
-class _FakeClips(_FakeDataset):
-    def __getitem__(self, i):
-        frames = torch.zeros([4, 3, self.resolution, self.resolution], dtype=torch.uint8).numpy()
-        return frames, torch.tensor([0.0, 3.0, 5.0, 7.0]).numpy()
+from bench_train import peak_memory_gb, step_seconds  # noqa: E402
+from stages import fake_batch, styleinv_stage, write_stage2_checkpoint  # noqa: E402
 
 
 def main():
@@ -44,25 +31,11 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    spec = stylegan2_preset("paper256", resolution=256)
-    torch.manual_seed(0)
-    G = Generator(**spec.G_kwargs).eval()
-    encoder = WEncoder(w_dim=G.w_dim, num_ws=G.num_ws, backbone_kwargs=dict(num_layers=50)).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "stage2.pt"
-        save_checkpoint(path, dict(G=G, encoder=encoder))
-        D_kwargs = dict(cfg["discriminator"], epilogue_kwargs=dict(mbstd_group_size=min(args.batch, 8),
-                                                                   mbstd_num_channels=1))
-        stage = build_styleinv_stage(
-            device=device, stats=Stats(device), dataset=_FakeClips(256), checkpoint_path=str(path),
-            motion_kwargs=cfg["motion"], fuse_kwargs=cfg["fuse"], D_kwargs=D_kwargs,
-            loss_kwargs=dict(cfg["loss"], max_dist=cfg["data"]["max_dist"]), augment_kwargs=dict(preset="bgc", p=0.2),
-            grid_videos=1, grid_frames=2)
-    for net in stage.networks.values():
-        net.requires_grad_(False)
-    batch = [torch.zeros([args.batch, 4, 3, 256, 256], dtype=torch.uint8, device=device),
-             torch.tensor([[0.0, 3.0, 5.0, 7.0]] * args.batch, device=device)]
+        path = write_stage2_checkpoint(Path(tmp) / "stage2.pt")
+        stage = styleinv_stage(device, path, args.config, resolution=256)
+    G = stage.networks["G"]
+    batch = fake_batch(args.batch, 256, device, clips=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = step_seconds(stage, batch, device, args.iters)

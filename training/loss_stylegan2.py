@@ -154,6 +154,15 @@ def _real_grid(dataset, num: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([dataset[int(i)][0] for i in idx]))
 
 
+# build_stylegan_stage's keyword arguments for a preset `spec` (training.presets.stylegan2_preset), as
+# train_stylegan.py trains with them.
+def preset_stage_kwargs(spec: dict, augment_kwargs: dict | None = None, transfer_kwargs: dict | None = None) -> dict:
+    return dict(G_kwargs=spec["G_kwargs"], D_kwargs=spec["D_kwargs"], G_opt_kwargs=spec["G_opt_kwargs"],
+                D_opt_kwargs=spec["D_opt_kwargs"], loss_kwargs=spec["loss_kwargs"], augment_kwargs=augment_kwargs,
+                ema_kimg=spec["ema_kimg"], ema_rampup=spec["ema_rampup"], G_reg_interval=spec["G_reg_interval"],
+                D_reg_interval=spec["D_reg_interval"], transfer_kwargs=transfer_kwargs)
+
+
 # The stage-1 description: networks G, D, G_ema (+ frozen parent for transfer), phases Gmain/Greg/Dmain/Dreg.
 def build_stylegan_stage(*, device, stats, dataset, G_kwargs: dict, D_kwargs: dict, G_opt_kwargs: dict,
                          D_opt_kwargs: dict, loss_kwargs: dict, augment_kwargs: dict | None = None,

@@ -118,6 +118,21 @@ def video_grid(G, motion_generator, w0, motion_z, times, noise_mode: str) -> np.
     return image_utils.tile(image_utils.to_uint8(frames), times.shape[0])
 
 
+# build_styleinv_stage's keyword arguments for a stage-3 config (configs/*.yaml, read by train_styleinv.py) and a
+# stage-2 snapshot.
+def config_stage_kwargs(cfg: dict, checkpoint_path: str, seed: int = 0) -> dict:
+    train, data = cfg["train"], cfg["data"]
+    augment_kwargs = None
+    if train["aug"] != "noaug":
+        augment_kwargs = dict(preset=train["augpipe"], adaptive=train["aug"] == "ada", target=train["target"],
+                              p=train.get("p", 0.0))
+    loss_kwargs = dict(cfg["loss"], max_dist=data["max_dist"], fractional_t=data["fractional_t"])
+    return dict(checkpoint_path=checkpoint_path, motion_kwargs=cfg["motion"], fuse_kwargs=cfg["fuse"],
+                D_kwargs=cfg["discriminator"], loss_kwargs=loss_kwargs, skip_encoder=cfg["model"]["skip_encoder"],
+                use_ffa_ape=cfg["model"]["use_ffa_ape"], lr_motion=train["lr_motion"], lr_D=train["lr_D"],
+                ema_kimg=train["ema_kimg"], augment_kwargs=augment_kwargs, seed=seed)
+
+
 # The stage-3 description: frozen G (+ the stage-2 encoder kept for reference), D, the motion generator and its
 # EMA; phases SImain, Dmain and lazy Dreg.
 def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion_kwargs: dict, fuse_kwargs: dict,
