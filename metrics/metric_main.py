@@ -289,7 +289,7 @@ def compute_metrics(metrics: Sequence[str], fake: FakeClips | str | os.PathLike,
             for s in specs:
                 info = detectors[s.detector].info
                 results.append(dict(
-                    metric=s.name, results=_summarise_runs(s.name, values[s.name]), **common,
+                    metric=s.name, **_summarise_runs(s.name, values[s.name]), **common,
                     metric_spec=s.to_dict(), num_frames=s.num_frames, stride=s.stride,
                     num_real=real_stats[s.name].num, num_fake=fake_stats[s.name].num,
                     detector=dict(info, file=Path(info["file"]).name, path=info["file"]),
@@ -303,13 +303,14 @@ def compute_metrics(metrics: Sequence[str], fake: FakeClips | str | os.PathLike,
     return results
 
 
-# {name: value}, or for several runs the mean, the population std (ddof=0, StyleGAN-V's np.std) and every run.
+# results {name: value}; for several runs {name: mean, name_std: population std (ddof=0, StyleGAN-V's np.std)},
+# with every run's value and a note beside them.
 def _summarise_runs(name: str, values: list[float]) -> dict:
     if len(values) == 1:
-        return {name: values[0]}
-    return {name: float(np.mean(values)), f"{name}_std": float(np.std(values)), f"{name}_runs": values,
-            "runs_note": f"mean and std (ddof=0) over {len(values)} fake seeds against one real sample "
-                         "(real statistics computed once), as StyleGAN-V's --num_runs"}
+        return dict(results={name: values[0]})
+    return dict(results={name: float(np.mean(values)), f"{name}_std": float(np.std(values))}, runs=values,
+                runs_note=f"mean and std (ddof=0) over {len(values)} fake seeds against one real sample (real "
+                          "statistics computed once), as StyleGAN-V's --num_runs")
 
 
 def _load_detectors(specs, detector_dir, detector_files, inception_preprocess, i3d_preprocess, device, check) -> dict:

@@ -65,7 +65,7 @@ def test_fvd_folder_mode_end_to_end_and_cache(tmp_path, detector_dir):
     assert len(fvd["real_fingerprint"]) == 64
     # Second invocation: the real statistics come from the cache; two fake seeds report mean and std (ddof=0).
     _, (again,) = _run(args + ["--num-runs", "2"])
-    runs = again["results"]["fvd3_9f_runs"]
+    runs = again["runs"]
     assert runs[0] == pytest.approx(fvd["results"]["fvd3_9f"], rel=1e-6) and again["real_stats_cache"] == "hit"
     assert again["results"]["fvd3_9f_std"] == pytest.approx(abs(runs[0] - runs[1]) / 2)
     assert again["fake_seeds"] == [1141514, 1141515]

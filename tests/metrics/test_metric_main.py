@@ -261,9 +261,9 @@ def test_num_runs_fix_the_real_statistics_and_report_population_std(tmp_path, mo
     monkeypatch.setattr(metric_main, "_real_stats", lambda *a: real_calls.append(a[0].name) or original(*a))
     (fvd,) = metric_main.compute_metrics(["fvd3_9f"], str(fake), real, num_runs=3, seed=5, use_cache=False,
                                          device="cpu", num_workers=0)
-    runs = fvd["results"]["fvd3_9f_runs"]
+    runs = fvd["runs"]
     assert real_calls == ["fvd3_9f"] and fvd["fake_seeds"] == [5, 6, 7] and len(set(runs)) > 1
     mean = sum(runs) / 3
     assert fvd["results"]["fvd3_9f"] == pytest.approx(mean)
     assert fvd["results"]["fvd3_9f_std"] == pytest.approx((sum((r - mean) ** 2 for r in runs) / 3) ** 0.5)
-    assert "ddof=0" in fvd["results"]["runs_note"]
+    assert "ddof=0" in fvd["runs_note"] and set(fvd["results"]) == {"fvd3_9f", "fvd3_9f_std"}
