@@ -622,8 +622,7 @@ def load_detector(name: str, path: str | os.PathLike | None = None, preprocess: 
     sizes = dict(depth=num_blocks(sd)) if name == "videomae" else {}
     if sizes and sizes["depth"] != PUBLISHED_DEPTH:
         warnings.warn(f"'{file}' has {sizes['depth']} transformer blocks, the published VideoMAE-v2 ViT-g has "
-                      f"{PUBLISHED_DEPTH}; "
-                      "its features are not those of the content-debiased FVD", stacklevel=2)
+                      f"{PUBLISHED_DEPTH}; its features are not those of the content-debiased FVD", stacklevel=2)
     module = build_detector(name, preprocess, **sizes)  # Weights come from the file; no random initialisation.
     missing, unexpected = module.load_state_dict(sd, strict=False, assign=True)
     if missing or unexpected:
