@@ -1,13 +1,17 @@
-"""Frozen feature networks for FID (Inception-v3, TF graph 2015-12-05) and FVD (I3D, tf.hub Kinetics-400).
+"""Frozen feature networks for FID (Inception-v3, TF graph 2015-12-05) and FVD (I3D, tf.hub Kinetics-400; VideoMAE-v2
+for the content-debiased FVD, metrics/videomae.py).
 
-Both are our own eager modules; the published files are used only as weight containers:
+All are our own eager modules; the published files are used only as weight containers:
 NVIDIA `inception-2015-12-05.pt` (TorchScript, its state_dict is read), pytorch-fid
-`pt_inception-2015-12-05-6726825d.pth` (plain state dict) and StyleGAN-V `i3d_torchscript.pt` (TorchScript).
+`pt_inception-2015-12-05-6726825d.pth` (plain state dict), StyleGAN-V `i3d_torchscript.pt` (TorchScript) and
+VideoMAE-v2 `vit_g_hybrid_pt_1200e_ssv2_ft.pth` (a torch checkpoint holding the state dict under 'model' or 'module').
 Files are found by explicit path, then $STYLEINV_DETECTOR_DIR, then the cache folders; nothing is downloaded.
 """
 
+import argparse
 import functools
 import hashlib
+import importlib.util
 import os
 import warnings
 import zipfile
@@ -19,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import dnnlib
+from metrics.videomae import PUBLISHED_DEPTH, VIDEOMAE_PREPROCESS, VideoMAEv2, num_blocks
 
 DETECTOR_ENV_VAR = "STYLEINV_DETECTOR_DIR"
 
@@ -35,6 +40,11 @@ WEIGHT_FILES = {
     "i3d": [
         dict(file="i3d_torchscript.pt", sha256="bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2",
              url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"),
+    ],
+    "videomae": [  # The file cd-fvd downloads (also in OpenGVLab/InternVideoMAE_models, mae-g/); no checksum published.
+        dict(file="vit_g_hybrid_pt_1200e_ssv2_ft.pth", sha256=None,
+             url="https://pjlab-gvm-data.oss-cn-shanghai.aliyuncs.com/internvideo/videomaev2/"
+                 "vit_g_hybrid_pt_1200e_ssv2_ft.pth"),
     ],
 }
 INCEPTION_PREPROCESS = ("nvidia_tf1", "pytorch_fid")
@@ -485,6 +495,9 @@ def convert_state_dict(name: str, sd: dict) -> tuple[dict, str]:
             return sd, "i3dpt"
         if "Conv3d_1a_7x7.conv3d.weight" in sd:
             return convert_piergiaj_i3d(sd), "piergiaj"
+    elif name == "videomae":
+        if "patch_embed.proj.weight" in sd and "blocks.0.attn.qkv.weight" in sd:
+            return sd, "videomaev2"
     raise KeyError(f"Unrecognised {name} weight layout; first keys: {list(sd)[:6]}")
 
 
@@ -510,8 +523,15 @@ def _dnnlib_download_dirs() -> list[Path]:
     return dirs
 
 
+# Where an installed cd-fvd package keeps the VideoMAE file it downloaded (located without importing cd-fvd).
+def _cdfvd_dirs(name: str) -> list[Path]:
+    spec = importlib.util.find_spec("cdfvd") if name == "videomae" else None
+    return [Path(spec.origin).parent / "third_party" / "VideoMAEv2"] if spec and spec.origin else []
+
+
 # Locate the weight file of detector `name`: explicit `path` (file, or folder holding a published file name),
-# $STYLEINV_DETECTOR_DIR, dnnlib.cache_dirs() (incl. $TORCH_HOME/hub/checkpoints), then ~/.cache/dnnlib/downloads.
+# $STYLEINV_DETECTOR_DIR, dnnlib.cache_dirs() (incl. $TORCH_HOME/hub/checkpoints), ~/.cache/dnnlib/downloads, then
+# (VideoMAE) an installed cd-fvd package's folder.
 def find_detector_file(name: str, path: str | os.PathLike | None = None) -> Path:
     if name not in WEIGHT_FILES:
         raise ValueError(f"Unknown detector '{name}'; expected one of {sorted(WEIGHT_FILES)}")
@@ -533,8 +553,11 @@ def find_detector_file(name: str, path: str | os.PathLike | None = None) -> Path
             hits = sorted(d.glob(f"*_{entry['file']}")) if d.is_dir() else []
             if hits:
                 return hits[0]
-    raise FileNotFoundError(f"No weight file for detector '{name}' (searched also {_dnnlib_download_dirs()}). "
-                            + " ".join(messages))
+        for d in _cdfvd_dirs(name):
+            if (d / entry["file"]).is_file():
+                return d / entry["file"]
+    raise FileNotFoundError(f"No weight file for detector '{name}' (searched also "
+                            f"{_dnnlib_download_dirs() + _cdfvd_dirs(name)}). " + " ".join(messages))
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -545,7 +568,8 @@ def _is_torchscript(path: Path) -> bool:
 
 
 # Tensors of a weight file: TorchScript archives via torch.jit.load(...).state_dict() (weights only, the
-# scripted code is never run), anything else via torch.load(weights_only=True).
+# scripted code is never run), anything else via torch.load(weights_only=True) (argparse.Namespace allowed: training
+# checkpoints store their arguments), taking the state dict under 'state_dict', 'model' or 'module' if there.
 def read_weight_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if path.suffix == ".pkl":
@@ -555,18 +579,34 @@ def read_weight_file(path: str | os.PathLike) -> dict:
             warnings.simplefilter("ignore")
             sd = torch.jit.load(str(path), map_location="cpu").state_dict()
     else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-            sd = sd["state_dict"]
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "model", "module"):
+            if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+                sd = sd[key]
+                break
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"'{path}' does not hold a state dict of tensors")
     return {k: v.detach().clone() for k, v in sd.items()}
 
 
-# Build detector `name` ('inception' or 'i3d') with the weights of `path` (or the file found by
+# An uninitialised (meta-device) detector module: 'inception', 'i3d' or 'videomae' (kwargs: VideoMAEv2 sizes).
+def build_detector(name: str, preprocess: str | None = None, **kwargs) -> nn.Module:
+    with torch.device("meta"):
+        if name == "inception":
+            return InceptionV3FID(preprocess or "nvidia_tf1", **kwargs)
+        if name == "i3d":
+            return I3D(preprocess or "stylegan_v", **kwargs)
+        if name == "videomae":
+            return VideoMAEv2(preprocess or VIDEOMAE_PREPROCESS[0], **kwargs)
+    raise ValueError(f"Unknown detector '{name}'; expected one of {sorted(WEIGHT_FILES)}")
+
+
+# Build detector `name` ('inception', 'i3d' or 'videomae') with the weights of `path` (or the file found by
 # find_detector_file). Returns an eval-mode module with `.info` = {name, file, sha256, layout, preprocess,
-# published}; `published` is True/False when a published checksum exists, None otherwise. `check`='error' raises on
-# a checksum mismatch, 'warn' warns, 'off' skips it.
+# published, blocks (VideoMAE: transformer blocks in the file, 40 in the published one)}; `published` is
+# True/False when a published checksum exists, None otherwise. `check`='error' raises on a checksum mismatch,
+# 'warn' warns, 'off' skips it.
 def load_detector(name: str, path: str | os.PathLike | None = None, preprocess: str | None = None,
                   device: str | torch.device = "cpu", check: str = "warn") -> nn.Module:
     file = find_detector_file(name, path)
@@ -579,14 +619,17 @@ def load_detector(name: str, path: str | os.PathLike | None = None, preprocess: 
             raise ValueError(msg)
         warnings.warn(msg, stacklevel=2)
     sd, layout = convert_state_dict(name, read_weight_file(file))
-    with torch.device("meta"):  # Weights come from the file; skip the random initialisation.
-        module = InceptionV3FID(preprocess or "nvidia_tf1") if name == "inception" else I3D(preprocess or "stylegan_v")
+    sizes = dict(depth=num_blocks(sd)) if name == "videomae" else {}
+    if sizes and sizes["depth"] != PUBLISHED_DEPTH:
+        warnings.warn(f"'{file}' has {sizes['depth']} transformer blocks, the published VideoMAE-v2 ViT-g has "
+                      f"{PUBLISHED_DEPTH}; its features are not those of the content-debiased FVD", stacklevel=2)
+    module = build_detector(name, preprocess, **sizes)  # Weights come from the file; no random initialisation.
     missing, unexpected = module.load_state_dict(sd, strict=False, assign=True)
     if missing or unexpected:
         raise KeyError(f"'{file}' ({layout} layout) does not fit {name}: missing {missing[:5]}, "
                        f"unexpected {unexpected[:5]}")
     module.info = dict(name=name, file=str(file), sha256=digest, layout=layout, preprocess=module.preprocess,
-                       published=published)
+                       published=published, **({"blocks": sizes["depth"]} if sizes else {}))
     return module.requires_grad_(False).to(device)
 
 
@@ -621,21 +664,26 @@ def init_random_weights_(module: nn.Module, seed: int = 0) -> nn.Module:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
                 m.running_mean.zero_()
                 m.running_var.fill_(1)
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.fill_(1)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            else:  # Loose parameters (VideoMAE's q_bias, v_bias).
+                for p in m.parameters(recurse=False):
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.1)
     return module
 
 
-# A random-weight detector ('inception' or 'i3d'; kwargs go to the constructor), initialised once (no default init).
+# A random-weight detector ('inception', 'i3d' or 'videomae'; kwargs go to the constructor, e.g. depth=2 for a
+# small VideoMAE), initialised once (no default init).
 def random_detector(name: str, seed: int = 0, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        module = InceptionV3FID(**kwargs) if name == "inception" else I3D(**kwargs)
-    module = init_random_weights_(module.to_empty(device="cpu"), seed)
+    module = init_random_weights_(build_detector(name, **kwargs).to_empty(device="cpu"), seed)
     for key, buf in module.named_buffers():
         if key.endswith("num_batches_tracked"):
             buf.zero_()
     return module.requires_grad_(False)
 
 
-# State dict of a random-weight detector in our layout (== pytorch-fid's for Inception, the i3dpt layout for I3D);
-# torch.save it to get a file that load_detector accepts.
-def random_detector_state_dict(name: str, seed: int = 0) -> dict:
-    return random_detector(name, seed).state_dict()
+# State dict of a random-weight detector in our layout (== pytorch-fid's for Inception, the i3dpt layout for I3D,
+# the published file's for VideoMAE); torch.save it to get a file that load_detector accepts.
+def random_detector_state_dict(name: str, seed: int = 0, **kwargs) -> dict:
+    return random_detector(name, seed, **kwargs).state_dict()

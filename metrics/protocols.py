@@ -1,12 +1,19 @@
 """Metric protocols (which real and fake clips/frames FID and FVD see) and the video-folder reader they sample from.
 
-Follows StyleGAN-V (`metric_main.py`, METRICS.md section 1) with the clip-offset RNG seeded:
-- fvdV_Nf[_subsampleSf]: n = N/S frames at stride S (S = 1 without the suffix). Real: videos sorted by path, those
-  shorter than n*S frames dropped, the first V kept, one clip per video starting at a uniform random offset in
-  [0, L - (n-1)S - 1] drawn from a generator seeded by (seed, video index). Fake: V videos, frames 0, S, ...
-- fidK[k]: K (x1000 with 'k') real frames, video-balanced (draw i -> video perm[i mod #videos], a uniform random
-  frame of it; StyleInV's fid50k); fidKk_full: every real frame. Fake: K frames drawn uniformly without replacement
-  from all fake frames.
+Two protocols, chosen per call (docs/METRICS.md has both side by side, with the source lines they follow):
+- `styleinv` (default; the StyleInV release's scripts/calc_metrics_video.py, which gave the paper's numbers):
+  videos with >= (n-1)s+1 frames are eligible, V of them drawn by a seeded permutation (seed 1141514); fidK draws
+  min(#frames, K) frames video-balanced (video perm[i mod #videos], then a uniform frame); fidK_full draws
+  #frames such frames.
+- `stylegan-v` (universome/stylegan-v): videos with >= n*s frames are eligible, the first V in sorted order;
+  fidK takes the first min(#frames, K) frames in sorted order, fidK_full every frame.
+In both, a real clip starts at a uniform offset in [0, L - (n-1)s - 1] (seeded per video here; unseeded in both
+references), and fake clips start at t = 0. Metric names:
+- fvdV_Nf[_subsampleSf][_videomae]: n = N/S frames at stride S; V real and V fake clips; I3D logits, or VideoMAE-v2
+  features with `_videomae` (the content-debiased FVD of Ge et al., CVPR 2024).
+- fidK[k][_full]: K (x1000 with 'k') frames; Inception pool features.
+In generator mode each metric's fakes are fixed by its own definition (never by the other metrics of a call):
+videos 0, 1, ... of the seed, each generated with `generated_frames` frames (n*s for FVD, 16 for FID) from t = 0.
 """
 
 import io
@@ -20,15 +27,55 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-PROTOCOL_VERSION = "styleinv-metrics/1"
-STANDARD_METRICS = ("fid50k", "fid50k_full", "fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f")
-FID_FAKE_FRAMES_PER_VIDEO = 16  # Generator-mode FID alone: 3125 videos x frames 0..15 (StyleGAN-V).
+PROTOCOL_VERSION = "styleinv-metrics/2"
+STANDARD_METRICS = ("fid50k", "fid50k_full", "fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f",
+                    "fvd2048_16f_videomae", "fvd2048_128f_videomae")
+FID_FAKE_FRAMES_PER_VIDEO = 16  # Generator-mode FID: frames t = 0..15 of ceil(K / 16) videos (3125 for fid50k).
+FVD_DETECTORS = ("i3d", "videomae")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_EXTS = (".mp4", ".gif", ".avi", ".webm", ".mov", ".mkv")
 
 
+# A sampling protocol, as data. min_length: eligibility of a clip's video ('span': (n-1)s+1 frames, 'window':
+# n*s). video_order: which V eligible videos ('shuffled': the first V of a seeded permutation, 'sorted': the first
+# V by path). fid_real / fid_fake_folder: 'balanced' (draw i -> video perm[i mod #videos], uniform frame),
+# 'uniform' (frames without replacement), 'sorted' (the first frames by path), 'all' (every frame, `_full`).
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    default_seed: int
+    min_length: str
+    video_order: str
+    fid_real: str
+    fid_full_real: str
+    fid_fake_folder: str
+    source: str
+
+    def min_video_length(self, spec: "MetricSpec") -> int:
+        return spec.span if self.min_length == "span" else spec.num_frames * spec.stride
+
+    def to_dict(self) -> dict:
+        return dict(asdict(self), version=PROTOCOL_VERSION)
+
+
+PROTOCOLS = {
+    "styleinv": Protocol("styleinv", default_seed=1141514, min_length="span", video_order="shuffled",
+                         fid_real="balanced", fid_full_real="balanced", fid_fake_folder="uniform",
+                         source="johannwyh/StyleInV scripts/calc_metrics_video.py, training/dataset_styleinv.py"),
+    "stylegan-v": Protocol("stylegan-v", default_seed=0, min_length="window", video_order="sorted",
+                           fid_real="sorted", fid_full_real="all", fid_fake_folder="sorted",
+                           source="universome/stylegan-v src/metrics/metric_utils.py, src/training/dataset.py"),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise ValueError(f"Unknown protocol '{name}'; choose one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
 # One metric: kind 'fvd' (clips of num_frames at stride) or 'fid' (frames). num_real: clips/frames of the real
-# side (None = all frames); num_fake: fake clips/frames.
+# side (None = all frames); num_fake: fake clips/frames; detector: 'inception', 'i3d' or 'videomae'.
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
@@ -37,31 +84,38 @@ class MetricSpec:
     num_fake: int
     num_frames: int = 1
     stride: int = 1
+    detector: str = "inception"
 
     @property
     def span(self) -> int:  # Frames covered by one clip.
         return (self.num_frames - 1) * self.stride + 1
 
+    # Frames per generated fake video: n*s for FVD (so fvd128f and its subsample8f share one generation), 16 for FID.
     @property
-    def min_video_length(self) -> int:  # StyleGAN-V's discard rule (stricter than `span`).
-        return self.num_frames * self.stride
+    def generated_frames(self) -> int:
+        return self.num_frames * self.stride if self.kind == "fvd" else FID_FAKE_FRAMES_PER_VIDEO
+
+    # Fake videos generated for this metric (each one of `generated_frames` frames, from t = 0).
+    @property
+    def generated_videos(self) -> int:
+        return self.num_fake if self.kind == "fvd" else math.ceil(self.num_fake / FID_FAKE_FRAMES_PER_VIDEO)
 
     @property
     def standard(self) -> bool:
         return self.name in STANDARD_METRICS
 
     def to_dict(self) -> dict:
-        return dict(asdict(self), standard=self.standard, protocol_version=PROTOCOL_VERSION)
+        return dict(asdict(self), standard=self.standard)
 
 
-# Parse a metric name (the five standard ones, or the same grammar with other counts, e.g. fvd64_16f, fid500).
+# Parse a metric name (the standard ones, or the same grammar with other counts, e.g. fvd64_16f, fid500).
 def parse_metric(name: str) -> MetricSpec:
-    m = re.fullmatch(r"fvd(\d+)_(\d+)f(?:_subsample(\d+)f)?", name)
+    m = re.fullmatch(r"fvd(\d+)_(\d+)f(?:_subsample(\d+)f)?(?:_(videomae))?", name)
     if m:
         videos, frames, stride = int(m[1]), int(m[2]), int(m[3] or 1)
         if frames % stride or videos < 1:
             raise ValueError(f"Metric '{name}': {frames} frames are not a multiple of the subsample factor {stride}")
-        return MetricSpec(name, "fvd", videos, videos, frames // stride, stride)
+        return MetricSpec(name, "fvd", videos, videos, frames // stride, stride, m[4] or "i3d")
     m = re.fullmatch(r"fid(\d+)(k?)(_full)?", name)
     if m:
         num = int(m[1]) * (1000 if m[2] else 1)
@@ -69,7 +123,7 @@ def parse_metric(name: str) -> MetricSpec:
             raise ValueError(f"Metric '{name}' needs at least 2 fake frames")
         return MetricSpec(name, "fid", None if m[3] else num, num)
     raise ValueError(f"Unknown metric '{name}'. Standard metrics: {', '.join(STANDARD_METRICS)} "
-                     f"(also fvd<videos>_<frames>f[_subsample<s>f] and fid<n>[k][_full])")
+                     f"(also fvd<videos>_<frames>f[_subsample<s>f][_videomae] and fid<n>[k][_full])")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -198,50 +252,73 @@ def _read_video_file(path: Path, indices: list[int]) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Sampling plans: lists of (video index, frame indices). One entry per FVD clip; for FID one entry per video with
-# all of that video's sampled frames (so each video is opened once).
+# all of that video's sampled frames (so each video is opened once). Every random choice comes from its own
+# generator seeded by (seed, stream[, video]), so plans do not depend on sharding, batch size or metric order.
+_REAL_VIDEOS, _FAKE_VIDEOS, _FID_DRAWS, _CLIP_OFFSET = 0, 1, 2, 3
 
 
-def _eligible(coll: VideoCollection, spec: MetricSpec, limit: int | None, what: str) -> np.ndarray:
-    videos = np.flatnonzero(coll.lengths >= spec.min_video_length)
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), *stream])
+
+
+# The clips' videos: eligible ones (protocol.min_length), then the first `limit` by path or of a seeded permutation
+# (returned sorted, so videos are read in order).
+def _clip_videos(coll: VideoCollection, spec: MetricSpec, protocol: Protocol, seed: int, stream: int,
+                 what: str) -> np.ndarray:
+    need = protocol.min_video_length(spec)
+    videos = np.flatnonzero(coll.lengths >= need)
     if len(videos) == 0:
-        raise ValueError(f"{spec.name}: no {what} video in '{coll.path}' has the {spec.min_video_length} frames "
-                         f"needed ({spec.num_frames} frames at stride {spec.stride}); longest has {coll.lengths.max()}")
+        raise ValueError(f"{spec.name}: no {what} video in '{coll.path}' has the {need} frames needed "
+                         f"({spec.num_frames} frames at stride {spec.stride}, {protocol.name} protocol); longest "
+                         f"has {coll.lengths.max()}")
+    limit = spec.num_real if what == "real" else spec.num_fake
+    if protocol.video_order == "shuffled":
+        return np.sort(videos[_rng(seed, stream).permutation(len(videos))[:limit]])
     return videos[:limit]
 
 
-# Real FVD clips: the first num_real eligible videos in sorted order, one clip each, start uniform in
-# [0, L - (n-1)s - 1] from a generator seeded by (seed, video index) (independent of sharding and batch size).
-def real_fvd_plan(coll: VideoCollection, spec: MetricSpec, seed: int) -> list[tuple[int, np.ndarray]]:
+# Real FVD clips: one per selected video, start uniform in [0, L - (n-1)s - 1] from a generator seeded by
+# (seed, video index).
+def real_fvd_plan(coll: VideoCollection, spec: MetricSpec, protocol: Protocol,
+                  seed: int) -> list[tuple[int, np.ndarray]]:
     plan = []
-    for v in _eligible(coll, spec, spec.num_real, "real"):
-        offset = np.random.default_rng([seed, int(v)]).integers(0, coll.lengths[v] - spec.span + 1)
+    for v in _clip_videos(coll, spec, protocol, seed, _REAL_VIDEOS, "real"):
+        offset = _rng(seed, _CLIP_OFFSET, int(v)).integers(0, coll.lengths[v] - spec.span + 1)
         plan.append((int(v), offset + spec.stride * np.arange(spec.num_frames)))
     return plan
 
 
-# Fake FVD clips from a folder: the first num_fake eligible videos, frames 0, s, 2s, ...
-def fake_fvd_plan(coll: VideoCollection, spec: MetricSpec) -> list[tuple[int, np.ndarray]]:
-    videos = _eligible(coll, spec, spec.num_fake, "fake")
+# Fake FVD clips from a folder: one per selected video, frames 0, s, 2s, ...
+def fake_fvd_plan(coll: VideoCollection, spec: MetricSpec, protocol: Protocol,
+                  seed: int) -> list[tuple[int, np.ndarray]]:
+    videos = _clip_videos(coll, spec, protocol, seed, _FAKE_VIDEOS, "fake")
     return [(int(v), spec.stride * np.arange(spec.num_frames)) for v in videos]
 
 
-# Real FID frames: every frame (`_full`), or num_real video-balanced draws with replacement: draw i takes video
-# perm[i mod #videos] and a uniform random frame of it (StyleInV's fid50k).
-def real_fid_plan(coll: VideoCollection, spec: MetricSpec, seed: int) -> list[tuple[int, np.ndarray]]:
-    if spec.num_real is None:
-        return [(v, np.arange(n)) for v, n in enumerate(coll.lengths) if n > 0]
-    rng = np.random.default_rng(seed)
-    videos = rng.permutation(len(coll))[np.arange(spec.num_real) % len(coll)]
-    frames = rng.integers(0, coll.lengths[videos])
-    return _group_by_video(videos, frames)
+# Real FID frames: min(#frames, K) of them (#frames for `_full`), chosen by the protocol's rule:
+# 'balanced' draw i takes video perm[i mod #videos] and a uniform frame of it (StyleInV), 'sorted' the first
+# frames by path (StyleGAN-V's fid50k), 'all' every frame.
+def real_fid_plan(coll: VideoCollection, spec: MetricSpec, protocol: Protocol,
+                  seed: int) -> list[tuple[int, np.ndarray]]:
+    rule = protocol.fid_full_real if spec.num_real is None else protocol.fid_real
+    total = int(coll.lengths.sum())
+    num = total if spec.num_real is None else min(total, spec.num_real)
+    if rule in ("all", "sorted"):
+        return _frames_at(coll, np.arange(num))
+    rng = _rng(seed, _FID_DRAWS)
+    nonempty = np.flatnonzero(coll.lengths > 0)
+    videos = nonempty[rng.permutation(len(nonempty))][np.arange(num) % len(nonempty)]
+    return _group_by_video(videos, rng.integers(0, coll.lengths[videos]))
 
 
-# Fake FID frames from a folder: num_fake frames uniformly without replacement from all frames (all if fewer).
-def fake_fid_plan(coll: VideoCollection, spec: MetricSpec, seed: int) -> list[tuple[int, np.ndarray]]:
-    chosen = uniform_frame_choice(int(coll.lengths.sum()), spec.num_fake, seed)
-    starts = np.concatenate([[0], np.cumsum(coll.lengths)])
-    videos = np.searchsorted(starts, chosen, side="right") - 1
-    return _group_by_video(videos, chosen - starts[videos])
+# Fake FID frames from a folder: min(#frames, K), uniformly without replacement ('uniform', StyleInV) or the first
+# by path ('sorted', StyleGAN-V).
+def fake_fid_plan(coll: VideoCollection, spec: MetricSpec, protocol: Protocol,
+                  seed: int) -> list[tuple[int, np.ndarray]]:
+    total = int(coll.lengths.sum())
+    if protocol.fid_fake_folder == "sorted":
+        return _frames_at(coll, np.arange(min(total, spec.num_fake)))
+    return _frames_at(coll, uniform_frame_choice(total, spec.num_fake, seed))
 
 
 # Sorted global indices of `num` frames drawn uniformly without replacement out of `total` (all if total <= num).
@@ -251,6 +328,13 @@ def uniform_frame_choice(total: int, num: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, total, num]).choice(total, num, replace=False))
 
 
+# Global frame indices (videos concatenated in order) -> plan entries.
+def _frames_at(coll: VideoCollection, chosen: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    starts = np.concatenate([[0], np.cumsum(coll.lengths)])
+    videos = np.searchsorted(starts, chosen, side="right") - 1
+    return _group_by_video(videos, chosen - starts[videos])
+
+
 def _group_by_video(videos: np.ndarray, frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
     order = np.lexsort((frames, videos))
     videos, frames = videos[order], frames[order]
@@ -258,12 +342,11 @@ def _group_by_video(videos: np.ndarray, frames: np.ndarray) -> list[tuple[int, n
     return [(int(v[0]), f) for v, f in zip(np.split(videos, cuts), np.split(frames, cuts), strict=True)]
 
 
-# One generation serves every requested metric (fake clips always start at t = 0): videos x frames to generate.
-# FVD uses the first num_fake videos; FID draws its frames uniformly from all generated frames. FID alone gives
-# 3125 videos x 16 frames = exactly 50k frames (StyleGAN-V's generator mode).
-def fake_generation_size(specs: list[MetricSpec]) -> tuple[int, int]:
-    fvd = [s for s in specs if s.kind == "fvd"]
-    fid = [s for s in specs if s.kind == "fid"]
-    frames = max([s.span for s in fvd] + ([FID_FAKE_FRAMES_PER_VIDEO] if fid else [1]))
-    videos = max([s.num_fake for s in fvd] + [math.ceil(s.num_fake / frames) for s in fid])
-    return videos, frames
+# Generator mode: the fake generations a call needs, {frames per video: videos}. Metrics with the same
+# generated_frames share one generation and each takes its first generated_videos videos, which are the same videos
+# (same seeds, same frame count, same batches) as when the metric is computed alone.
+def fake_generation_passes(specs: list[MetricSpec]) -> dict[int, int]:
+    passes = {}
+    for s in specs:
+        passes[s.generated_frames] = max(passes.get(s.generated_frames, 0), s.generated_videos)
+    return dict(sorted(passes.items()))

@@ -57,11 +57,22 @@ def test_fvd_folder_mode_end_to_end_and_cache(tmp_path, detector_dir):
     assert fvd["detector"]["layout"] == "i3dpt" and fvd["detector"]["published"] is False
     assert (fvd["num_real"], fvd["num_fake"]) == (3, 3) and fvd["real_stats_cache"] == "miss"  # 8-frame fake dropped.
     assert json.loads((tmp_path / "run" / "metric-fvd3_9f.jsonl").read_text())["results"] == fvd["results"]
-    # Second invocation: seed 0's real statistics come from the cache; two runs report mean and std.
+    # The line says what defines the number (issue 17, item 3).
+    assert fvd["protocol"]["name"] == "styleinv" and fvd["protocol"]["version"] == fvd["protocol_version"]
+    assert fvd["detector"]["file"] == "i3d_torchscript.pt" and fvd["preprocess"]["detector"] == "none"
+    assert fvd["covariance"] == "biased" and (fvd["num_frames"], fvd["stride"], fvd["seed"]) == (9, 1, 1141514)
+    assert fvd["precision"] == dict(dtype="float32", allow_tf32=False, device="cpu", torch=torch.__version__)
+    assert len(fvd["real_fingerprint"]) == 64
+    # Second invocation: the real statistics come from the cache; two fake seeds report mean and std (ddof=0).
     _, (again,) = _run(args + ["--num-runs", "2"])
-    assert again["runs"][0] == pytest.approx(fvd["results"]["fvd3_9f"], rel=1e-6)
-    assert set(again["results"]) == {"fvd3_9f", "fvd3_9f_std"} and again["seeds"] == [0, 1]
+    runs = again["runs"]
+    assert runs[0] == pytest.approx(fvd["results"]["fvd3_9f"], rel=1e-6) and again["real_stats_cache"] == "hit"
+    assert again["results"]["fvd3_9f_std"] == pytest.approx(abs(runs[0] - runs[1]) / 2)
+    assert again["fake_seeds"] == [1141514, 1141515]
     assert len((tmp_path / "run" / "metric-fvd3_9f.jsonl").read_text().splitlines()) == 2
+    # StyleGAN-V protocol: n*s = 10 frames needed, so the 8- and 9-frame fakes are dropped; its seed is 0.
+    _, (sgv,) = _run(_folder_args(tmp_path / "b", detector_dir, "fvd3_10f") + ["--protocol", "stylegan-v"])
+    assert sgv["protocol"]["name"] == "stylegan-v" and (sgv["num_real"], sgv["num_fake"], sgv["seed"]) == (3, 2, 0)
 
 
 @pytest.mark.slow  # Real-size Inception on CPU and a 2048-d Fréchet distance (~10 s on an idle 2-core machine).
@@ -105,3 +116,4 @@ def test_network_mode_without_generation_code_fails_clearly(tmp_path, monkeypatc
 def test_script_runs_from_repo_root():
     out = subprocess.run([sys.executable, "calc_metrics.py", "--help"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and "--fake-data" in out.stdout
+    assert "--protocol [styleinv|stylegan-v]" in out.stdout and "fvd2048_16f_videomae" in out.stdout
