@@ -428,6 +428,15 @@ def _boxes_for(table: dict, rel: str, boxes_path: Path) -> list:
     raise click.ClickException(f"{boxes_path}: no boxes for video {rel}")
 
 
+# "0.2,0.3" -> (0.2, 0.3), or a click error naming the option.
+def _float_pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected MIN,MAX like 0.21,0.3, got {text!r}", param_hint=option) from None
+    return lo, hi
+
+
 @cli.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (or .zip with --zip).")
 @click.option("--num-videos", default=64, show_default=True, type=click.IntRange(min=1))
@@ -439,15 +448,21 @@ def _boxes_for(table: dict, rel: str, boxes_path: Path) -> list:
 @click.option("--shapes", default="disc,square,triangle,plus", show_default=True,
               help="Comma-separated sprite shapes to draw from.")
 @click.option("--motion", default="wander", show_default=True, type=click.Choice(["wander", "straight"]),
-              help="wander: slowly turning, bouncing paths; straight: one straight crossing per clip.")
-def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes, motion):
+              help="wander: slowly turning, bouncing paths; straight: from near the centre in a random direction.")
+@click.option("--videos-per-content", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Videos sharing one sprite and background, each with its own start and motion.")
+@click.option("--radius-range", default="0.21,0.3", show_default=True, metavar="MIN,MAX",
+              help="Sprite circumradius range, fractions of the frame size.")
+def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes, motion, videos_per_content,
+              radius_range):
     """Write the moving-sprites dataset, with per-video ground truth (sprite_gt.json next to the frames)."""
     from training.sprites import write_synthetic_dataset
     try:
         path = write_synthetic_dataset(out, num_videos=num_videos, num_frames=num_frames, resolution=resolution,
                                        seed=seed, zip=as_zip, overwrite=overwrite, progress=True,
                                        shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()),
-                                       motion=motion)
+                                       motion=motion, videos_per_content=videos_per_content,
+                                       radius_range=_float_pair(radius_range, "--radius-range"))
     except (FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"Wrote {path}: {num_videos} videos x {num_frames} frames at {resolution}x{resolution}")

@@ -2,9 +2,14 @@
 
 Every video shows one sprite on a static background. Its identity (shape, colour, size, background) is constant;
 its motion is smooth, with a constant spin and an optional gentle scale oscillation. Two kinds of trajectory
-(`MOTIONS`): "wander" turns its heading slowly and bounces off the frame borders; "straight" crosses the frame
-on a straight line at constant speed, from the start to an end point at least half the free width away, reached
-at the clip's last frame (and bounces after it). Everything is deterministic from (seed, video index).
+(`MOTIONS`): "wander" turns its heading slowly and bounces off the frame borders; "straight" starts near the
+centre of the frame and moves on a straight line at constant speed in a uniformly random direction, reaching
+STRAIGHT_TRAVEL of the free width at the clip's last frame (and bouncing after it). Because every direction is
+equally likely from every start, the direction cannot be guessed from the first frame: a model that moves its
+sprites only by their appearance cannot match it. Several videos may share one content and first frame (sprite,
+size, colour, background, start) with their own motion (`videos_per_content`), so that a discriminator shown them
+side by side can tell one motion per content from many. Everything is deterministic from (seed,
+video index).
 
 Coordinates are normalised: x, y in [0, 1] with (0, 0) the top-left corner of the top-left pixel, so pixel (row i,
 column j) covers [j/R, (j+1)/R) x [i/R, (i+1)/R). Sizes are fractions of the frame size.
@@ -24,6 +29,7 @@ import numpy as np
 
 SHAPES = ("disc", "square", "triangle", "plus")
 MOTIONS = ("wander", "straight")
+STRAIGHT_START, STRAIGHT_TRAVEL = 0.08, 0.42  # start radius around the centre and travel, fractions of the free width
 GT_FILE = "sprite_gt.json"
 
 
@@ -72,7 +78,7 @@ def sample_sprite_params(rng: np.random.Generator, scale_oscillation_prob: float
         scale_amp=scale_amp, scale_period=float(rng.uniform(24, 64)), scale_phase=float(rng.uniform(0, 2 * math.pi)),
     )
     if motion == "straight":
-        params.update(_straight_motion(rng, params["start"], margin, num_frames))
+        params.update(_straight_motion(rng, margin, num_frames))
     return dict(params, motion=motion)
 
 
@@ -87,27 +93,29 @@ def _wander_motion(rng: np.random.Generator) -> dict:
     )
 
 
-# The same sprite, background and start position under a new draw of its kind of motion (the "same content,
-# other motion noise" ground truth that motion diversity is compared with).
-def resample_motion(params: dict, rng: np.random.Generator, num_frames: int = 128) -> dict:
+# The same sprite, background and size under a new draw of its kind of motion: from the same start position (the
+# "same content, other motion noise" ground truth that motion diversity is compared with), or from a new one.
+def resample_motion(params: dict, rng: np.random.Generator, num_frames: int = 128, keep_start: bool = True) -> dict:
     motion = params.get("motion", "wander")
     _check_motion(motion)
-    if motion == "wander":
-        return dict(params, **_wander_motion(rng))
     margin = params["radius"] * (1 + params["scale_amp"]) + 0.01
-    return dict(params, **_straight_motion(rng, params["start"], margin, num_frames))
+    if motion == "wander":
+        new = _wander_motion(rng)
+        new["start"] = rng.uniform(margin, 1 - margin, size=2).tolist()
+    else:
+        new = _straight_motion(rng, margin, num_frames)
+    if keep_start:
+        new["start"] = params["start"]
+    return dict(params, **new)
 
 
-# Constant-velocity motion from `start` to an end point drawn uniformly in the free box among those at least half
-# its width away (rejection sampling), reached at frame num_frames - 1.
-def _straight_motion(rng: np.random.Generator, start: list[float], margin: float, num_frames: int) -> dict:
+# Constant-velocity motion from a start within STRAIGHT_START of the free width around the centre, in a uniform
+# random direction, covering STRAIGHT_TRAVEL of the free width in num_frames - 1 frames (so it stays inside).
+def _straight_motion(rng: np.random.Generator, margin: float, num_frames: int) -> dict:
     width = 1 - 2 * margin
-    while True:
-        end = rng.uniform(margin, 1 - margin, size=2)
-        step = (end - np.asarray(start)) / max(num_frames - 1, 1)
-        if np.linalg.norm(end - np.asarray(start)) >= 0.5 * width:
-            return dict(speed=float(np.linalg.norm(step)), heading=float(math.atan2(step[1], step[0])),
-                        turn_rate=0.0, turn_wiggle=0.0)
+    r, a = STRAIGHT_START * width * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+    return dict(start=[0.5 + r * math.cos(a), 0.5 + r * math.sin(a)], heading=float(rng.uniform(0, 2 * math.pi)),
+                speed=STRAIGHT_TRAVEL * width / max(num_frames - 1, 1), turn_rate=0.0, turn_wiggle=0.0)
 
 
 # Per-frame sprite state: x, y (centre, normalised), angle (rad) and scale (multiplies radius), as float64 [T]
@@ -193,13 +201,19 @@ def sprite_ground_truth(params: dict, num_frames: int, resolution: int) -> dict:
 
 # Write N videos x T frames at R px (PNG) as a folder, or an uncompressed zip with zip=True (".zip" is appended to
 # out_dir when missing). Video v uses np.random.default_rng([seed, v]), so the first videos do not depend on N.
-# Returns the path written. `progress` shows a tqdm bar.
+# With videos_per_content = k > 1, videos v = k*c .. k*c + k-1 share content c and its first frame (drawn from
+# [seed, c]) and each draws its own motion from [seed, v, 1]. Returns the path written. `progress` shows a tqdm bar.
 def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128, resolution: int = 32,
                             seed: int = 0, zip: bool = False, overwrite: bool = False, progress: bool = False,
-                            fps: float = 16.0, shapes: tuple[str, ...] = SHAPES, motion: str = "wander") -> Path:
+                            fps: float = 16.0, shapes: tuple[str, ...] = SHAPES, motion: str = "wander",
+                            videos_per_content: int = 1, radius_range: tuple[float, float] = (0.21, 0.3)) -> Path:
     from training.dataset import DatasetWriter
     _check_shapes(shapes)
     _check_motion(motion)
+    if videos_per_content < 1:
+        raise ValueError(f"videos_per_content must be >= 1, got {videos_per_content}")
+    sample = dict(shapes=tuple(shapes), motion=motion, num_frames=num_frames, radius_range=tuple(radius_range))
+    sample_sprite_params(np.random.default_rng(0), **sample)  # bad arguments fail before anything is written
     dest = Path(out_dir)
     if zip and dest.suffix.lower() != ".zip":
         dest = dest.with_name(dest.name + ".zip")
@@ -211,8 +225,10 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
             from tqdm import tqdm
             videos = tqdm(videos, desc="synthetic videos", unit="video")
         for v in videos:
-            params = sample_sprite_params(np.random.default_rng([seed, v]), shapes=tuple(shapes), motion=motion,
-                                          num_frames=num_frames)
+            k = videos_per_content
+            params = sample_sprite_params(np.random.default_rng([seed, v // k]), **sample)
+            if k > 1:
+                params = resample_motion(params, np.random.default_rng([seed, v, 1]), num_frames)
             name = f"video_{v:05d}"
             for t, frame in enumerate(render_sprites_video(params, num_frames, resolution)):
                 writer.add_image(f"{name}/{t:06d}.png", frame)
@@ -221,7 +237,9 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
         writer.add_json("dataset.json", dict(kind="video", fps=fps, resolution=resolution, num_videos=num_videos,
                                              num_frames=num_videos * num_frames, source="synthetic moving sprites",
                                              synthetic=dict(seed=seed, num_frames_per_video=num_frames,
-                                                            shapes=list(shapes), motion=motion)))
+                                                            shapes=list(shapes), motion=motion,
+                                                            videos_per_content=videos_per_content,
+                                                            radius_range=list(radius_range))))
     return dest
 
 

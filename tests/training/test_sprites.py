@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from training import sprites
@@ -110,18 +111,41 @@ def test_shape_subset(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_straight_motion_reaches_its_end_point_on_a_line():
-    for v in range(16):
+def test_straight_motion_leaves_the_centre_in_any_direction():
+    headings = []
+    for v in range(64):
         params = sprites.sample_sprite_params(np.random.default_rng([0, v]), motion="straight", num_frames=64)
         traj = sprites.sprite_trajectory(params, 64)
         xy = np.stack([traj["x"], traj["y"]], axis=1)
         steps = np.diff(xy, axis=0)
         assert np.allclose(steps, steps[0], atol=1e-12)  # constant velocity: no turn, no bounce inside the clip
-        margin = params["radius"] * (1 + params["scale_amp"]) + 0.01
-        assert np.all(xy >= margin - 1e-9) and np.all(xy <= 1 - margin + 1e-9)
-        assert np.linalg.norm(xy[-1] - xy[0]) >= 0.5 * (1 - 2 * margin) - 1e-9
+        width = 1 - 2 * (params["radius"] * (1 + params["scale_amp"]) + 0.01)
+        assert np.linalg.norm(xy[0] - 0.5) <= 0.08 * width + 1e-12
+        assert np.linalg.norm(xy[-1] - xy[0]) == pytest.approx(0.42 * width)
+        assert np.all(np.abs(xy - 0.5) <= width / 2)  # inside the box that keeps the sprite in the frame
+        headings.append(math.atan2(*steps[0][::-1]))
+    counts = np.histogram(headings, bins=4, range=(-math.pi, math.pi))[0]
+    assert counts.min() >= 8  # every quadrant of directions occurs (64 draws, 16 expected per quadrant)
     with pytest.raises(ValueError, match="motion"):
         sprites.sample_sprite_params(np.random.default_rng(0), motion="zigzag")
+
+
+def test_videos_per_content_share_the_first_frame_but_not_the_motion(tmp_path):
+    path = sprites.write_synthetic_dataset(tmp_path / "shared", num_videos=6, num_frames=8, resolution=16, seed=3,
+                                           motion="straight", videos_per_content=3, radius_range=(0.15, 0.2))
+    gts = [gt["params"] for _, gt in sorted(sprites.load_ground_truth(path).items())]
+    identity = ("shape", "color", "radius", "background", "start", "angle")
+    assert all(gts[i][k] == gts[j][k] for i, j in ((0, 1), (0, 2), (3, 4), (3, 5)) for k in identity)
+    assert gts[3]["color"] != gts[0]["color"] and gts[3]["start"] != gts[0]["start"]
+    assert 0.15 <= gts[3]["radius"] <= 0.2
+    assert len({p["heading"] for p in gts}) == 6
+    frames = [np.asarray(PIL.Image.open(path / f"video_{v:05d}" / f"{t:06d}.png")) for v in (0, 1) for t in (0, 7)]
+    assert np.array_equal(frames[0], frames[2]) and not np.array_equal(frames[1], frames[3])
+    with pytest.raises(ValueError, match="videos_per_content"):
+        sprites.write_synthetic_dataset(tmp_path / "bad", num_videos=1, num_frames=1, videos_per_content=0)
+    with pytest.raises(ValueError, match="radius_range"):
+        sprites.write_synthetic_dataset(tmp_path / "bad", num_videos=1, num_frames=1, radius_range=(0.3, 0.2))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_resample_motion_keeps_content_and_start():
@@ -130,7 +154,9 @@ def test_resample_motion_keeps_content_and_start():
         other = sprites.resample_motion(params, np.random.default_rng(9), num_frames=32)
         same = {k for k in params if params[k] == other[k]}
         assert {"shape", "color", "radius", "background", "start", "angle", "spin", "motion"} <= same
-        assert other["heading"] != params["heading"] and other["speed"] != params["speed"]
+        assert other["heading"] != params["heading"]
+        moved = sprites.resample_motion(params, np.random.default_rng(9), num_frames=32, keep_start=False)
+        assert moved["start"] != params["start"] and moved["color"] == params["color"]
         a, b = (sprites.render_sprites_video(p, 32, 32) for p in (params, other))
         assert np.array_equal(a[0], b[0]) and not np.array_equal(a[-1], b[-1])
 
