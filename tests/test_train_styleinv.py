@@ -69,3 +69,31 @@ def test_wrong_stage_checkpoint_is_rejected(sprites32_dir, stage1_checkpoint, tm
                                                       str(stage1_checkpoint), "--outdir", str(tmp_path), *ARGS])
     assert result.exit_code != 0
     assert "stage-2 snapshot" in str(result.exception) or "stage-2 snapshot" in result.output
+
+
+def test_grouped_minibatches_pair_one_content_with_one_w0(stage2_checkpoint, tmp_path):
+    from torch_utils.training_stats import Stats
+    from training.dataset import open_dataset
+    from training.loss_styleinv import build_styleinv_stage, config_stage_kwargs
+    from training.sprites import write_synthetic_dataset
+    data = write_synthetic_dataset(tmp_path / "grouped", num_videos=4, num_frames=32, resolution=32, seed=2,
+                                   motion="straight", videos_per_content=2)
+    cfg = train_styleinv.load_config(str(ROOT / "configs" / "tiny.yaml"), [])
+    cfg["data"]["videos_per_content"] = 2
+    dataset = open_dataset(data, kind="clips", max_num_frames=32, max_dist=16)
+    stage = build_styleinv_stage(device=torch.device("cpu"), stats=Stats(torch.device("cpu")), dataset=dataset,
+                                 **config_stage_kwargs(cfg, str(stage2_checkpoint)))
+    assert stage.batch_group == 2
+    torch.manual_seed(0)
+    w0, t, _, w_t, _ = stage.loss.sample_fake(4, torch.device("cpu"))
+    assert torch.equal(w0[0], w0[1]) and torch.equal(w0[2], w0[3]) and not torch.equal(w0[0], w0[2])
+    assert not torch.allclose(w_t[0, 1:], w_t[1, 1:])  # one w0, two motions
+    frames, _ = next(training_loop._infinite_batches(dataset, 4, 0, 0, torch.device("cpu"), stage.batch_group))
+    assert torch.equal(frames[0, 0], frames[1, 0]) and torch.equal(frames[2, 0], frames[3, 0])  # one first frame
+    assert not torch.equal(frames[0, 0], frames[2, 0])
+
+    odd = open_dataset(write_synthetic_dataset(tmp_path / "odd", num_videos=3, num_frames=32, resolution=32),
+                       kind="clips", max_num_frames=32, max_dist=16)
+    with pytest.raises(ValueError, match="videos_per_content = 2"):
+        build_styleinv_stage(device=torch.device("cpu"), stats=Stats(torch.device("cpu")), dataset=odd,
+                             **config_stage_kwargs(cfg, str(stage2_checkpoint)))

@@ -439,20 +439,25 @@ def open_dataset(path, kind: str = "frames", **kwargs) -> _DatasetBase:
 # changing from pass to pass. Rank r yields the positions
 # p with p % num_replicas == r, so ranks never overlap. For datasets with `accepts_any_index` (ours), pass k adds
 # k * len to the index, so items with random draws (frame, clip window, timestamps) get fresh draws on each pass.
+# With group_size g > 1 the walk is over the len / g groups of consecutive indices, each yielded whole and in order
+# (a synthetic dataset's videos of one content; see training/sprites.py).
 class InfiniteSampler(torch.utils.data.Sampler):
     def __init__(self, dataset, rank: int = 0, num_replicas: int = 1, seed: int = 0, shuffle: bool = True,
-                 window_size: float = 0.5, fresh_draws: bool | None = None):
+                 window_size: float = 0.5, fresh_draws: bool | None = None, group_size: int = 1):
         if len(dataset) == 0:
             raise ValueError("InfiniteSampler: the dataset is empty")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"InfiniteSampler: rank {rank} not in [0, {num_replicas})")
-        self.size = len(dataset)
+        if group_size < 1 or len(dataset) % group_size:
+            raise ValueError(f"InfiniteSampler: {len(dataset)} items do not split into groups of {group_size}")
+        self.size, self.group_size = len(dataset), int(group_size)
         self.rank, self.num_replicas, self.seed = int(rank), int(num_replicas), int(seed)
         self.shuffle, self.window_size = bool(shuffle), float(window_size)
         self.fresh_draws = getattr(dataset, "accepts_any_index", False) if fresh_draws is None else bool(fresh_draws)
 
     def __iter__(self) -> Iterator[int]:
-        n = self.size
+        g = self.group_size
+        n = self.size // g
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         window = int(np.rint(n * self.window_size)) if self.shuffle else 0
@@ -460,7 +465,8 @@ class InfiniteSampler(torch.utils.data.Sampler):
         while True:
             k = pos % n
             if pos % self.num_replicas == self.rank:
-                yield int(order[k]) + (pos // n) * n * self.fresh_draws
+                first = int(order[k]) * g + (pos // n) * self.size * self.fresh_draws
+                yield from range(first, first + g)
             if window >= 2:  # swap with an entry already visited in this pass, so every pass is a permutation
                 j = k - int(rng.integers(min(window, k + 1)))
                 order[k], order[j] = order[j], order[k]

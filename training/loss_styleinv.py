@@ -35,12 +35,13 @@ class StyleInVLoss:
     def __init__(self, G, motion_generator, D, stats, augment_pipe=None, ada=None, lambda_adv: float = 1.0,
                  lambda_rec: float = 10.0, lambda_reg: float = 0.05, r1_gamma: float = 1.0,
                  noise_mode: str = "const", first_frame_in_D: bool = True, max_num_frames: int = 128,
-                 max_dist: int = 32, fractional_t: bool = True, seed=0):
+                 max_dist: int = 32, fractional_t: bool = True, videos_per_content: int = 1, seed=0):
         self.G, self.motion_generator, self.D, self.stats = G, motion_generator, D, stats
         self.augment_pipe, self.ada = augment_pipe, ada
         self.lambda_adv, self.lambda_rec, self.lambda_reg = lambda_adv, lambda_rec, lambda_reg
         self.r1_gamma, self.noise_mode, self.first_frame_in_D = r1_gamma, noise_mode, first_frame_in_D
         self.max_num_frames, self.max_dist, self.fractional_t = max_num_frames, max_dist, fractional_t
+        self.videos_per_content = videos_per_content
         self.rng = np.random.default_rng(seed)
 
     def state_dict(self) -> dict:
@@ -52,10 +53,12 @@ class StyleInVLoss:
     def synthesize(self, w: torch.Tensor) -> torch.Tensor:
         return self.G.synthesis(w.unsqueeze(1).expand(-1, self.G.num_ws, -1), noise_mode=self.noise_mode)
 
-    # A fake sparse clip: w0 = mapping(z) (no truncation), x0 = G(w0), w_t for 4 timestamps, their frames.
+    # A fake sparse clip: w0 = mapping(z) (no truncation), x0 = G(w0), w_t for 4 timestamps, their frames. With
+    # videos_per_content = k, k consecutive fakes share w0 (and differ in motion), as the reals' groups share content.
     def sample_fake(self, n: int, device):
         with torch.no_grad():
-            z = torch.randn([n, self.G.z_dim], device=device)
+            k = self.videos_per_content
+            z = torch.randn([-(-n // k), self.G.z_dim], device=device).repeat_interleave(k, dim=0)[:n]
             w0 = self.G.mapping(z, torch.zeros([n, self.G.c_dim], device=device))[:, 0]
             x0 = self.synthesize(w0)
         t = torch.from_numpy(sample_times(n, self.rng, self.max_num_frames, self.max_dist, self.fractional_t))
@@ -126,19 +129,23 @@ def config_stage_kwargs(cfg: dict, checkpoint_path: str, seed: int = 0) -> dict:
     if train["aug"] != "noaug":
         augment_kwargs = dict(preset=train["augpipe"], adaptive=train["aug"] == "ada", target=train["target"],
                               p=train.get("p", 0.0))
-    loss_kwargs = dict(cfg["loss"], max_dist=data["max_dist"], fractional_t=data["fractional_t"])
+    loss_kwargs = dict(cfg["loss"], max_dist=data["max_dist"], fractional_t=data["fractional_t"],
+                       videos_per_content=data.get("videos_per_content", 1))
     return dict(checkpoint_path=checkpoint_path, motion_kwargs=cfg["motion"], fuse_kwargs=cfg["fuse"],
                 D_kwargs=cfg["discriminator"], loss_kwargs=loss_kwargs, skip_encoder=cfg["model"]["skip_encoder"],
-                use_ffa_ape=cfg["model"]["use_ffa_ape"], lr_motion=train["lr_motion"], lr_D=train["lr_D"],
-                ema_kimg=train["ema_kimg"], augment_kwargs=augment_kwargs, seed=seed)
+                use_ffa_ape=cfg["model"]["use_ffa_ape"],
+                zero_init_residual=cfg["model"].get("zero_init_residual", False), lr_motion=train["lr_motion"],
+                lr_D=train["lr_D"], ema_kimg=train["ema_kimg"],
+                augment_kwargs=augment_kwargs, seed=seed)
 
 
 # The stage-3 description: frozen G (+ the stage-2 encoder kept for reference), D, the motion generator and its
 # EMA; phases SImain, Dmain and lazy Dreg.
 def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion_kwargs: dict, fuse_kwargs: dict,
                          D_kwargs: dict, loss_kwargs: dict, skip_encoder: bool = False, use_ffa_ape: bool = True,
-                         lr_motion: float = 1e-4, lr_D: float = 2e-3, ema_kimg: float = 20.0,
-                         augment_kwargs: dict | None = None, D_reg_interval: int = 16, grid_videos: int = 6,
+                         zero_init_residual: bool = False, lr_motion: float = 1e-4, lr_D: float = 2e-3,
+                         ema_kimg: float = 20.0, augment_kwargs: dict | None = None, D_reg_interval: int = 16,
+                         grid_videos: int = 6,
                          grid_frames: int = 8, seed: int = 0) -> Stage:
     from training import checkpoint
     from training.networks_styleinv import MotionGenerator
@@ -157,11 +164,16 @@ def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion
         raise ValueError(f"StyleInV's AdaIN blocks need at least 2x2 features after the encoder's "
                          f"{len(encoder.units_per_stage)} stride-2 stages; {G.img_resolution}px frames give "
                          f"{last_size}x{last_size}. Use frames of {2 ** (len(encoder.units_per_stage) + 1)}px or more.")
+    k = loss_kwargs.get("videos_per_content", 1)
+    if k > 1 and (dataset.num_videos % k or len(dataset) != dataset.num_videos):
+        raise ValueError(f"data.videos_per_content = {k} needs the videos in groups of {k} of one content, in order "
+                         f"(scripts/dataset_tool.py synthetic --videos-per-content), no mirroring; "
+                         f"the data has {dataset.num_videos} videos and {len(dataset)} clips")
     motion_generator = MotionGenerator(
         w_dim=G.w_dim, num_ws=G.num_ws, encoder_kwargs=encoder.init_kwargs["backbone_kwargs"],
         motion_kwargs=motion_kwargs, fuse_kwargs=fuse_kwargs, skip_encoder=skip_encoder, use_ffa_ape=use_ffa_ape)
     if not skip_encoder:
-        motion_generator.init_from_encoder(encoder)
+        motion_generator.init_from_encoder(encoder, zero_residual=zero_init_residual)
     motion_generator = motion_generator.train().to(device)
     noise_mode = loss_kwargs.get("noise_mode", "const")
     motion_generator.attach_generator(G, noise_mode)
@@ -203,7 +215,7 @@ def build_styleinv_stage(*, device, stats, dataset, checkpoint_path: str, motion
                  ema_kimg=ema_kimg, ema_rampup=None, augment=ada, nimg_per_sample=num_frames,
                  status_keys=("Loss/SI/loss", "Loss/SI/first_frame_recon", "Loss/D/loss"),
                  snapshot_images=snapshot_images, compute_metrics=_metrics(G, motion_generator_ema, noise_mode,
-                                                                           dataset, device))
+                                                                           dataset, device), batch_group=k)
 
 
 # Metrics on the EMA motion generator: a video source over the in-memory networks (the same one

@@ -56,6 +56,7 @@ class Stage:
     # (metric names, snapshot path, detector folder) -> result records; called on every rank at snapshots.
     compute_metrics: Callable[[list[str], str, str | None], list[dict]] | None = None
     evaluate: Callable[[], dict] | None = None  # cheap per-snapshot evaluation on rank 0 -> {metric, results}
+    batch_group: int = 1  # consecutive dataset items drawn together (InfiniteSampler group_size); divides batch_gpu
 
 
 # A Stage.compute_metrics for a fake-clip source (see metrics.metric_main.FakeClips) against the real dataset.
@@ -200,10 +201,10 @@ class _TeeStream:
         return self.stream.fileno()
 
 
-def _infinite_batches(dataset, batch_gpu: int, seed: int, num_workers: int, device) -> Iterator:
+def _infinite_batches(dataset, batch_gpu: int, seed: int, num_workers: int, device, group_size: int = 1) -> Iterator:
     from training.dataset import InfiniteSampler
     sampler = InfiniteSampler(dataset, rank=distributed.get_rank(), num_replicas=distributed.get_world_size(),
-                              seed=seed)
+                              seed=seed, group_size=group_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_gpu, sampler=sampler, num_workers=num_workers,
                                          pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
                                          prefetch_factor=2 if num_workers > 0 else None)
@@ -267,6 +268,9 @@ def training_loop(
     dataset = open_dataset(**data_kwargs)
     stats = Stats(device)
     stage = build_stage(device=device, stats=stats, dataset=dataset, **stage_kwargs)
+    if batch_gpu % stage.batch_group:
+        raise ValueError(f"--batch-gpu={batch_gpu} must be a multiple of the {stage.batch_group} videos per content "
+                         f"drawn together (data.videos_per_content)")
 
     state = dict(cur_nimg=0, cur_tick=0, batch_idx=0)
     if init is not None:
@@ -286,7 +290,8 @@ def training_loop(
         if resume:
             distributed.print0(f"Resumed from {resume} at {state['cur_nimg'] / 1000:.3f} kimg")
         # The resumed run draws new data, not a replay of the samples before the snapshot.
-        batches = _infinite_batches(dataset, batch_gpu, seed + state["batch_idx"], num_workers, device)
+        batches = _infinite_batches(dataset, batch_gpu, seed + state["batch_idx"], num_workers, device,
+                                    stage.batch_group)
         result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
                       total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
     return result

@@ -285,6 +285,18 @@ def test_infinite_sampler_order_depends_on_seed_and_rank():
     assert take(12, shuffle=False) == list(range(10)) + [0, 1]  # a plain list takes no pass offset
 
 
+def test_infinite_sampler_yields_whole_groups_in_order():
+    it = iter(InfiniteSampler(list(range(12)), seed=5, group_size=3))
+    idx = [next(it) for _ in range(24)]
+    groups = [idx[i:i + 3] for i in range(0, 24, 3)]
+    assert all(g == [g[0], g[0] + 1, g[0] + 2] and g[0] % 3 == 0 for g in groups)
+    assert sorted(g[0] for g in groups[:4]) == [0, 3, 6, 9]  # each pass visits every group once
+    r1 = iter(InfiniteSampler(list(range(12)), seed=5, group_size=3, rank=1, num_replicas=2))
+    assert [next(r1) for _ in range(6)] == groups[1] + groups[3]
+    with pytest.raises(ValueError, match="groups of 5"):
+        InfiniteSampler(list(range(12)), group_size=5)
+
+
 def test_infinite_sampler_gives_fresh_draws_each_pass(tmp_path):
     ds = VideoFrameDataset(_make_videos(tmp_path / "d", [20, 180]), seed=0)  # strata of 0.2 and 1.8 frames
     it = iter(InfiniteSampler(ds, shuffle=False))
