@@ -1,7 +1,7 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (about 17 minutes); uses a GPU automatically when one exists.
+Sized for a 2-core laptop CPU (about 25 minutes); uses a GPU automatically when one exists (profile `gpu`).
 """
 
 import json
@@ -17,17 +17,34 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Training lengths (kimg) per stage. `full` is the README demo; `quick` is the CI smoke test of the same pipeline.
-# The synthetic demo data uses disc sprites only: in the ~10 CPU minutes stage 1 gets, StyleGAN2 draws crisp discs
-# but rounds off the corners of squares, triangles and pluses (docs/PERFORMANCE.md, "The demo").
+# Per-profile sizes: the synthetic data and the training length (kimg) of each stage. `cpu` is the README demo
+# (about 25 minutes on 2 cores, half of it stage 3: in 20 minutes the sprites travel but their motion noise does
+# not yet matter enough); `gpu` trains every stage longer, sized for about 10 minutes on one A100/H100 from typical
+# small-network GPU step times (not yet measured on a GPU); `quick` is the CI smoke test of the same pipeline.
+# `auto` picks `gpu` when CUDA is present, else `cpu`.
+# The data: disc sprites only (in ~10 CPU minutes StyleGAN2 draws crisp discs but rounds off the corners of squares,
+# triangles and pluses), 16-22% of the frame in radius so that they have room to travel, leaving the centre of the
+# frame in a uniformly random direction (so motion cannot be read off the first frame), four videos per sprite
+# that share the first frame (so stage 3 can show D one content moving four ways: configs/small.yaml).
+# docs/PERFORMANCE.md, "The demo", has the runs behind these choices.
 PROFILES = {
-    "full": dict(videos=64, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=56, stylegan_tick=7,
-                 encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=8,
-                 styleinv_tick=2, gen_videos=8, gen_frames=128, eval_videos=16),
-    "quick": dict(videos=6, frames=40, resolution=32, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,
+    "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=48, stylegan_tick=8,
+                encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=32,
+                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=16),
+    "gpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=150, stylegan_tick=10,
+                encoder="small", encoder_kimg=40, encoder_tick=10, styleinv_cfg="small", styleinv_kimg=64,
+                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=32),
+    "quick": dict(videos=8, frames=40, resolution=32, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,
                   encoder="tiny", encoder_kimg=0.05, encoder_tick=0.05, styleinv_cfg="tiny", styleinv_kimg=0.05,
                   styleinv_tick=0.025, gen_videos=4, gen_frames=40, eval_videos=4),
 }
+
+
+# The profile a --profile value runs on a device: `auto` is `gpu` on CUDA, `cpu` otherwise.
+def resolve_profile(profile: str, device: str) -> str:
+    if profile == "auto":
+        return "gpu" if device == "cuda" else "cpu"
+    return profile
 
 
 def _run(title: str, args: list[str], log_dir: Path) -> float:
@@ -69,44 +86,98 @@ def _export_real_frame(data: Path, dest: Path) -> Path:
     return dest
 
 
-# First-frame reconstruction PSNR (Eq. 4's target) and identity consistency of generated vs real videos.
+# The demo's bar for "moves like the real clips": generated travel >= 60% of the real clips', and two motion seeds
+# of one content ending at least a quarter of the real travel apart.
+MIN_TRAVEL_RATIO, MIN_DIVERSITY_RATIO = 0.6, 0.25
+
+
+# Real side of the motion measures: travel of the dataset's clips, and the ground-truth diversity (each sprite
+# re-rendered from its start under a second draw of its motion).
+def _real_motion(data: Path, n: int, frames: int) -> dict:
+    from training.dataset import ConsecutiveClipDataset
+    from training.sprites import (
+        load_ground_truth,
+        motion_diversity,
+        render_sprites_video,
+        resample_motion,
+        sprite_travel,
+    )
+    real_set = ConsecutiveClipDataset(str(data), num_frames=frames, seed=0)
+    clips = [real_set[i].transpose(0, 2, 3, 1) for i in range(min(n, len(real_set)))]
+    gts = [gt for _, gt in sorted(load_ground_truth(data).items())][:len(clips)]
+    others = [render_sprites_video(resample_motion(gt["params"], np.random.default_rng([1, i]), frames), frames,
+                                   gt["resolution"]) for i, gt in enumerate(gts)]
+    originals = [render_sprites_video(gt["params"], frames, gt["resolution"]) for gt in gts]
+    return dict(clips=clips, travel=float(np.mean([sprite_travel(c) for c in clips])),
+                diversity=motion_diversity(originals, others))
+
+
+# The demo's evaluation: first-frame reconstruction PSNR (Eq. 4's target), and on synthetic sprites the motion
+# (travel, motion diversity) and identity drift of generated vs real videos.
 @torch.no_grad()
 def evaluate(snapshot: Path, data: Path, profile: dict, synthetic: bool) -> dict:
-    from training.dataset import ConsecutiveClipDataset
     from training.loss_encoder import psnr
-    from training.sprites import identity_consistency
-    from training.video_generation import load_video_generator
+    from training.sprites import identity_consistency, motion_diversity, sprite_travel
+    from training.video_generation import load_video_generator, video_times
     gen = load_video_generator(snapshot, device="cpu")
     n, frames = profile["eval_videos"], profile["gen_frames"]
     seeds = list(range(1000, 1000 + n))
-    videos = np.concatenate([chunk.numpy() for chunk in gen.iter_video_chunks(seeds, frames, chunk=32)], axis=1)
+    t = video_times(frames)
+    w0, motion_z = gen.latents_for_seeds(seeds, float(t[-1]))
+    videos = gen.frames(w0, motion_z, t).numpy()
     # Frame 0 of a StyleInV video is G(w_{t=0}); its target is G(w0).
-    w0 = gen.w0_for_seeds(seeds)
-    x0 = gen.G.synthesis(w0.unsqueeze(1).expand(-1, gen.G.num_ws, -1), noise_mode="const")
     first = torch.from_numpy(videos[:, 0]).float() / 127.5 - 1
-    result = dict(first_frame_psnr_db=float(psnr(first, x0.clamp(-1, 1)).mean()))
+    result = dict(first_frame_psnr_db=float(psnr(first, gen.first_frames(w0).clamp(-1, 1)).mean()))
     if synthetic:
-        fake_ids = [identity_consistency(v.transpose(0, 2, 3, 1)) for v in videos]
-        real_set = ConsecutiveClipDataset(str(data), num_frames=min(frames, 128), seed=0)
-        real_ids = [identity_consistency(real_set[i].transpose(0, 2, 3, 1)) for i in range(min(n, len(real_set)))]
-        result.update(identity_drift_generated=float(np.mean(fake_ids)), identity_drift_real=float(np.mean(real_ids)))
+        _, other_z = gen.latents_for_seeds(seeds, float(t[-1]), motion_seeds=[s + 500_000 for s in seeds])
+        other = gen.frames(w0, other_z, t).numpy().transpose(0, 1, 3, 4, 2)
+        videos = videos.transpose(0, 1, 3, 4, 2)
+        real = _real_motion(data, n, frames)
+        travel = [sprite_travel(v) for v in videos]
+        result.update(
+            travel_generated_px=float(np.mean(np.nan_to_num(travel))),  # a video without a sprite travels 0
+            travel_real_px=real["travel"],
+            motion_diversity_generated_px=motion_diversity(videos, other), motion_diversity_real_px=real["diversity"],
+            identity_drift_generated=float(np.mean([identity_consistency(v) for v in videos])),
+            identity_drift_real=float(np.mean([identity_consistency(c) for c in real["clips"]])))
+        result["moves_like_real"] = bool(
+            result["travel_generated_px"] >= MIN_TRAVEL_RATIO * result["travel_real_px"]
+            and result["motion_diversity_generated_px"] >= MIN_DIVERSITY_RATIO * result["travel_real_px"])
     return result
+
+
+# The summary lines of the motion measures.
+def motion_summary(m: dict, frames: int) -> list[str]:
+    travel_pct = 100 * m["travel_generated_px"] / m["travel_real_px"]
+    diversity_pct = 100 * m["motion_diversity_generated_px"] / m["travel_real_px"]
+    verdict = ("the generated sprites move like the real ones" if m["moves_like_real"] else
+               "the generated sprites do NOT move like the real ones")
+    return [f"travel over {frames} frames (range of the sprite centre): generated {m['travel_generated_px']:.1f} px, "
+            f"real clips {m['travel_real_px']:.1f} px ({travel_pct:.0f}%)",
+            f"motion diversity (same content, two motion seeds: last-frame distance): generated "
+            f"{m['motion_diversity_generated_px']:.1f} px ({diversity_pct:.0f}% of the real travel), real clips "
+            f"{m['motion_diversity_real_px']:.1f} px",
+            f"motion: {verdict} (bar: travel >= {MIN_TRAVEL_RATIO:.0%} of the real clips', diversity >= "
+            f"{MIN_DIVERSITY_RATIO:.0%} of their travel)"]
 
 
 @click.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Your own video dataset (folder of per-video frame folders) instead of synthetic sprites")
 @click.option("--outdir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--profile", default="full", type=click.Choice(sorted(PROFILES)), show_default=True)
+@click.option("--profile", default="auto", type=click.Choice(["auto", *PROFILES]), show_default=True,
+              help="Training lengths: cpu (~25 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke test); "
+                   "auto picks gpu when CUDA is present")
 def main(data, outdir, profile):
     """Run the whole StyleInV pipeline on a small dataset and summarise it."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    profile = resolve_profile(profile, device)
     p = PROFILES[profile]
     out = Path(outdir).resolve()
     runs, videos_dir, logs = out / "runs", out / "videos", out / "logs"
     for d in (runs, videos_dir, logs):
         d.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    click.echo(f"StyleInV demo ({profile}) on {device}; outputs in {out}")
+    click.echo(f"StyleInV demo, profile '{profile}' on {device}; outputs in {out}")
     times = {}
     synthetic = data is None
     if synthetic:
@@ -114,7 +185,8 @@ def main(data, outdir, profile):
         if not data.exists():
             times["dataset"] = _run("Dataset: synthetic moving sprites", [
                 "scripts/dataset_tool.py", "synthetic", "--out", str(data), "--num-videos", str(p["videos"]),
-                "--num-frames", str(p["frames"]), "--resolution", str(p["resolution"]), "--shapes", "disc"], logs)
+                "--num-frames", str(p["frames"]), "--resolution", str(p["resolution"]),
+                *[f"--{k.replace('_', '-')}={v}" for k, v in DATA.items()]], logs)
     data = Path(data).resolve()
     common = ["--outdir", str(runs), "--workers", "1", "--snap", "1000"]
     times["stage 1"] = _run("Stage 1: StyleGAN2 on all frames", [
@@ -151,12 +223,16 @@ def main(data, outdir, profile):
     report = dict(profile=profile, device=device, data=str(data), snapshots=dict(
         stage1=str(stage1), stage2=str(stage2), stage3=str(stage3)), seconds=times, metrics=metrics,
         outputs=sorted(str(f) for f in videos_dir.rglob("*") if f.is_file()))
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(out / "report.json")
     click.secho("\n=== Summary ===", bold=True)
     for stage, seconds in times.items():
         click.echo(f"  {stage:<12s} {seconds:7.0f} s")
     click.echo(f"  first-frame reconstruction PSNR (G(w_t=0) vs G(w0)): {metrics['first_frame_psnr_db']:.1f} dB")
     if synthetic:
+        for line in motion_summary(metrics, frames):
+            click.echo(f"  {line}")
         click.echo(f"  identity drift over {frames} frames (sprite colour distance to frame 0, 0 = constant; "
                    f"lower is better): generated {metrics['identity_drift_generated']:.3f}, "
                    f"real clips {metrics['identity_drift_real']:.3f}")
