@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 # frame in a uniformly random direction (so motion cannot be read off the first frame), four videos per sprite
 # that share the first frame (so stage 3 can show D one content moving four ways: configs/small.yaml).
 # docs/PERFORMANCE.md, "The demo", has the runs behind these choices.
+DATA = dict(shapes="disc", motion="straight", videos_per_content=4, radius_range="0.16,0.22")
 PROFILES = {
     "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=48, stylegan_tick=8,
                 encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=32,
