@@ -17,7 +17,7 @@ import tqdm
 
 from training import video_generation as vgen
 from training.image_utils import to_float, to_uint8
-from training.loss_encoder import psnr
+from training.loss_encoder import psnr, reconstruction_terms
 
 
 # Projection settings. The defaults fit a 32-frame 32 px clip of the demo checkpoint in about two minutes on two
@@ -70,17 +70,14 @@ def motion_prior(rows: torch.Tensor) -> torch.Tensor:
     return (rows.square().mean(-1) - 1).square().mean()
 
 
-# Per-frame reconstruction loss [n] of G's images y against targets x (both [n, C, H, W], x in [-1, 1]): MSE, plus
-# lpips_weight * LPIPS when an LPIPS network is given. Where the target is saturated (x = +-1), y past it shows
-# as the same value once clamped for display, so it is clamped there; elsewhere y stays unclamped, so that values
-# out of range are pulled back in.
+# Per-frame reconstruction loss [n] of G's images y against targets x (both [n, C, H, W], x in [-1, 1]): the
+# encoder stage's MSE + lpips_weight * LPIPS (LPIPS when a network is given). Where the target is saturated
+# (x = +-1), y past it shows as the same value once clamped for display, so it is clamped there; elsewhere y stays
+# unclamped, so that values out of range are pulled back in.
 def frame_loss(y: torch.Tensor, x: torch.Tensor, lpips: torch.nn.Module | None = None,
                lpips_weight: float = 1.0) -> torch.Tensor:
     y = torch.where(x >= 1, y.clamp(max=1), torch.where(x <= -1, y.clamp(min=-1), y))
-    loss = (y - x).square().mean([1, 2, 3])
-    if lpips is not None and lpips_weight > 0:
-        loss = loss + lpips_weight * lpips(y, x).flatten()
-    return loss
+    return sum(reconstruction_terms(y, x, 1.0, lpips, lpips_weight).values())
 
 
 # Frozen LPIPS-Alex for the projection loss, or None (saying so) when its weight files are not found.
