@@ -12,7 +12,9 @@ Examples:
   python generate.py project --network SNAP.pt --video clip.mp4 --frames 32 --continue 32 --outdir out
 """
 
+import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -458,8 +460,6 @@ def read_video(path: str, start: int, num_frames: int, resolution: int) -> tuple
 # projection.json: what was projected, the per-frame PSNR (and LPIPS) curves of the reconstruction and of the
 # baselines, the loss per step and the settings; written to a temporary file and renamed.
 def write_projection_report(path: Path, result, baselines: dict, **info) -> None:
-    import dataclasses
-    import json
     curve = lambda x: dict(mean=float(x.mean()), per_frame=[round(float(v), 4) for v in x])
     report = dict(info, psnr=curve(result.psnr), lpips=None if result.lpips is None else curve(result.lpips),
                   baselines={f"{name}_psnr": curve(x) for name, x in baselines.items()}, losses=result.losses,
