@@ -9,18 +9,23 @@ Examples:
   python generate.py videos --network SNAP.pt --seeds 0-3 --transfer-network TUNED.pt --save-latents --outdir out
   python generate.py animate --network SNAP.pt --image face.png --outdir out
   python generate.py decode --latents out/latents.npz --network TUNED.pt --outdir out2
+  python generate.py project --network SNAP.pt --video clip.mp4 --frames 32 --continue 32 --outdir out
 """
 
+import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 import PIL.Image
+import PIL.ImageSequence
 import torch
 import tqdm
 
+from training import projection
 from training import video_generation as vgen
 from training.dataset import IMAGE_EXTENSIONS, center_crop_resize
 from training.image_utils import to_uint8
@@ -160,7 +165,8 @@ def common_options(fn):
                      help="StyleGAN2 noise for all frames and x0 (const: deterministic; none for no-noise G)"),
         click.option("--batch", default=4, type=click.IntRange(min=1), help="Videos per network call"),
         click.option("--chunk", default=32, type=click.IntRange(min=1), help="Frames per video per network call"),
-        click.option("--device", default=default_device, show_default="cuda if available, else cpu"),
+        click.option("--device", default=default_device, show_default="cuda if available, else cpu",
+                     help="Device to run on, e.g. cuda, cuda:1 or cpu"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -184,7 +190,7 @@ def load_transfer(path: str | None, vg: vgen.VideoGenerator) -> list:
 
 @click.group(context_settings=dict(show_default=True, help_option_names=["-h", "--help"]))
 def cli():
-    """Generate videos with a trained StyleInV model (subcommands: videos, animate, decode)."""
+    """Generate videos with a trained StyleInV model (subcommands: videos, animate, decode, project)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -281,12 +287,21 @@ def list_images(paths: tuple[str, ...]) -> list[Path]:
 
 # An image file as uint8 [3, R, R]: RGB, center-cropped to a square and resized to the generator's resolution.
 def load_image(path: Path, resolution: int) -> torch.Tensor:
+    return image_to_frame(open_rgb(path), resolution)
+
+
+# An image file as an RGB PIL image.
+def open_rgb(path: Path) -> PIL.Image.Image:
     try:
         with PIL.Image.open(path) as image:
-            image = image.convert("RGB")
+            return image.convert("RGB")
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
         raise ValueError(f"Cannot read image '{path}': {e}") from None
-    array = np.asarray(center_crop_resize(image, resolution), dtype=np.uint8)
+
+
+# A PIL image as uint8 [3, R, R]: RGB, center-cropped to a square and resized to `resolution`.
+def image_to_frame(image: PIL.Image.Image, resolution: int) -> torch.Tensor:
+    array = np.asarray(center_crop_resize(image.convert("RGB"), resolution), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
@@ -382,6 +397,148 @@ def decode(latents_path, network, outdir, fmt, fps, crf, quality, frame_ext, str
 
     render(outputs, chunks_of, [G], len(names), w_t.shape[1], opts, fps_out, batch, noise_mode)
     print(f"Wrote {len(outputs)} {fmt} output(s) to {opts.outdir}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# project: a real clip -> (w0, motion noise), then replayed, continued, re-animated or restyled.
+
+
+# The frames of a video as PIL images, lazily: a folder of images (sorted by name), a GIF (every frame, through
+# PIL) or any other file ffmpeg decodes (mp4, webm, avi, ...). Also returns the video's frame rate, if known.
+def _video_images(path: Path):
+    if path.is_dir():
+        return (open_rgb(f) for f in list_images([str(path)])), None
+    if path.suffix.lower() == ".gif":
+        gif = PIL.Image.open(path)
+        rate = 1000 / gif.info["duration"] if gif.info.get("duration") else None
+
+        def gif_frames():
+            with gif:
+                yield from (frame.convert("RGB") for frame in PIL.ImageSequence.Iterator(gif))
+        return gif_frames(), rate
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    meta = next(reader)
+
+    def frames():
+        try:
+            for data in reader:
+                yield PIL.Image.frombuffer("RGB", meta["size"], data, "raw", "RGB", 0, 1)
+        finally:
+            reader.close()
+    return frames(), meta.get("fps")
+
+
+# Frames start .. start+num_frames-1 of a video (see _video_images) as uint8 [num_frames, 3, R, R]: RGB,
+# center-cropped and resized to `resolution`, saying so when that changes their size; and the video's frame rate.
+def read_video(path: str, start: int, num_frames: int, resolution: int) -> tuple[torch.Tensor, float | None]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--video '{path}' does not exist")
+    frames, size, count = [], None, 0
+    try:
+        images, rate = _video_images(path)
+        for count, image in enumerate(images, 1):
+            if count > start:
+                size = size or image.size
+                frames.append(image_to_frame(image, resolution))
+            if len(frames) == num_frames:
+                images.close()
+                break
+    except (OSError, RuntimeError, StopIteration, PIL.Image.DecompressionBombError) as e:
+        raise ValueError(f"Cannot read --video '{path}' ({e}); give an mp4 (or another video ffmpeg reads), a "
+                         "gif or a folder of frames") from None
+    if len(frames) < num_frames:
+        raise ValueError(f"--video '{path}' has {count} frames; --start {start} --frames {num_frames} needs "
+                         f"{start + num_frames}")
+    if size != (resolution, resolution):
+        print(f"Frames of '{path}' are {size[0]}x{size[1]}: center-cropped to a square and resized to the model's "
+              f"{resolution}x{resolution}")
+    return torch.stack(frames), rate
+
+
+# projection.json: what was projected, the per-frame PSNR (and LPIPS) curves of the reconstruction and of the
+# baselines, the loss per step and the settings; written to a temporary file and renamed.
+def write_projection_report(path: Path, result, baselines: dict, **info) -> None:
+    curve = lambda x: dict(mean=float(x.mean()), per_frame=[round(float(v), 4) for v in x])
+    report = dict(info, psnr=curve(result.psnr), lpips=None if result.lpips is None else curve(result.lpips),
+                  baselines={f"{name}_psnr": curve(x) for name, x in baselines.items()}, losses=result.losses,
+                  config=dataclasses.asdict(result.config))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(path)
+
+
+@cli.command()
+@click.option("--network", required=True, help="Stage-3 snapshot (train_styleinv.py); its encoder gives the first w0")
+@click.option("--video", "video_path", required=True,
+              help="The real clip: an mp4 (or another video ffmpeg reads), a gif or a folder of frames")
+@click.option("--frames", default=32, type=click.IntRange(min=2), help="Number of frames to project")
+@click.option("--start", default=0, type=click.IntRange(min=0), help="Index of the clip's first frame in the video")
+@click.option("--continue", "continue_frames", default=0, type=click.IntRange(min=0),
+              help="Render the projected video K frames past the clip's end")
+@click.option("--remotion", default=None, help="Seeds, e.g. 0-3: also render the projected content with their motion")
+@click.option("--slowmo", default=1, type=click.IntRange(min=1), help="K times the frame rate of the rendered videos")
+@click.option("--transfer-network", default=None, help="Fine-tuned generator: adds a restyled panel (Sec. 3.5)")
+@click.option("--w0-steps", default=projection.ProjectionConfig.w0_steps, type=click.IntRange(min=0),
+              help="Steps fitting G(w0) to the first frame")
+@click.option("--motion-steps", default=projection.ProjectionConfig.motion_steps, type=click.IntRange(min=0),
+              help="Steps fitting the motion noise to the clip")
+@click.option("--w0-lr", default=projection.ProjectionConfig.w0_lr, type=click.FloatRange(min=0, min_open=True),
+              help="Adam learning rate of w0 (both stages; cosine decay)")
+@click.option("--motion-lr", default=projection.ProjectionConfig.motion_lr,
+              type=click.FloatRange(min=0, min_open=True), help="Adam learning rate of the motion noise")
+@click.option("--joint-w0/--fixed-w0", default=projection.ProjectionConfig.joint_w0,
+              help="Refine w0 while fitting the motion, or keep the w0 fitted to the first frame")
+@click.option("--prior-weight", default=projection.ProjectionConfig.prior_weight, type=click.FloatRange(min=0),
+              help="Weight of the prior keeping each motion noise row's mean square near 1, as N(0, I)'s")
+@click.option("--lpips-weight", default=projection.ProjectionConfig.lpips_weight, type=click.FloatRange(min=0),
+              help="Weight of LPIPS-Alex beside the MSE (0: MSE only); MSE only when its weight files are missing")
+@click.option("--lpips-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder holding alexnet-owt-7be5be79.pth and alex.pth (else $STYLEINV_LPIPS_DIR, the caches)")
+@click.option("--seed", default=projection.ProjectionConfig.seed, type=click.IntRange(min=0),
+              help="Initial motion noise; with --continue, also the noise past the clip")
+@click.option("--no-ema", is_flag=True, help="Use motion_generator instead of motion_generator_ema")
+@common_options
+@clean_errors
+def project(network, video_path, frames, start, continue_frames, remotion, slowmo, transfer_network, w0_steps,
+            motion_steps, w0_lr, motion_lr, joint_w0, prior_weight, lpips_weight, lpips_dir, seed, no_ema,
+            outdir, fmt, fps, crf, quality, frame_ext, strip_every, noise_mode, batch, chunk, device):
+    """Project a real clip into (w0, motion noise); write [real | reconstruction], the latents and the PSNR.
+
+    Outputs in OUTDIR: projection.* ([real | reconstruction]), projected.* (the projected video, with --continue,
+    --slowmo and --transfer-network), remotion_seedNNNN.* (--remotion), latents.npz (for decode) and
+    projection.json (per-frame PSNR beside the static G(w0) and per-frame encoder baselines). --chunk is the
+    projection's time window."""
+    seeds = vgen.parse_seeds(remotion) if remotion is not None else []
+    vg = vgen.load_video_generator(network, device, noise_mode, use_ema=not no_ema)
+    generators = [vg.G] + load_transfer(transfer_network, vg)
+    clip, source_fps = read_video(video_path, start, frames, vg.resolution)
+    fps = fps or source_fps or 30.0
+    config = projection.ProjectionConfig(w0_steps=w0_steps, motion_steps=motion_steps, w0_lr=w0_lr,
+                                         motion_lr=motion_lr, joint_w0=joint_w0,
+                                         lpips_weight=lpips_weight, prior_weight=prior_weight, window=chunk, seed=seed)
+    lpips = projection.find_lpips(lpips_dir, vg.device) if lpips_weight > 0 else None
+    result = projection.project_video(vg, clip, config, lpips)
+    opts = write_options(outdir, fmt, crf, quality, frame_ext, strip_every)
+    with opts.writer("projection", fps) as writer:
+        writer.append(vgen.side_by_side([clip[None], result.reconstruction[None].to(clip.device)])[0])
+    t = vgen.video_times(frames + continue_frames, 0, slowmo)
+    motion_z = torch.cat([projection.extend_motion_z(result.motion_z, vg.num_anchors(float(t[-1])), seed),
+                          vg.motion_z_for_seeds(seeds, float(t[-1])) if seeds else result.motion_z[:0]])
+    names = ["projected"] + [f"remotion_seed{s:04d}" for s in seeds]
+    w0, x0 = result.w0.expand(len(names), -1), vg.first_frames(result.w0).expand(len(names), -1, -1, -1)
+    chunks_of = lambda idx: vg.iter_latent_chunks(w0[idx], motion_z[idx], t, chunk, batch, x0=x0[idx])
+    w_t = render([Output(n, [i]) for i, n in enumerate(names)], chunks_of, generators, len(names), len(t), opts,
+                 fps * slowmo, batch, noise_mode, keep_latents=True)
+    write_latents(opts.outdir / "latents.npz", w_t, t, names, fps * slowmo, w0=w0, motion_z=motion_z,
+                 remotion_seeds=np.array(seeds, dtype=np.int64))
+    baselines = projection.baseline_psnr(vg, clip, result.w0, chunk)
+    write_projection_report(opts.outdir / "projection.json", result, baselines, video=str(video_path),
+                            network=str(network), start=start, frames=frames, fps=fps, resolution=vg.resolution)
+    summary = ", ".join(f"{name} {float(x.mean()):.2f} dB" for name, x in baselines.items())
+    print(f"Mean PSNR {float(result.psnr.mean()):.2f} dB (baselines: {summary}); wrote {len(names) + 1} {fmt} "
+          f"output(s), latents.npz and projection.json to {opts.outdir}")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,7 @@ class EncoderLoss:
             flip = torch.rand([x.shape[0], 1, 1, 1], device=x.device) < 0.5
             x = torch.where(flip, x.flip(3), x)
         w, y = self.reconstruct(x)
-        terms = {"l2": F.mse_loss(y, x, reduction="none").mean([1, 2, 3]) * self.l2_weight}
-        if self.lpips is not None and self.lpips_weight > 0:
-            terms["lpips"] = self.lpips(y, x).flatten() * self.lpips_weight
+        terms = reconstruction_terms(y, x, self.l2_weight, self.lpips, self.lpips_weight)
         if self.identity is not None and self.id_weight > 0:
             terms["id"] = self.identity(y, x).flatten() * self.id_weight
         if self.w_norm_weight > 0:
@@ -47,6 +45,16 @@ class EncoderLoss:
         self.stats.report("Loss/E/loss", loss)
         loss.mul(gain).backward()
         return terms
+
+
+# Weighted per-image reconstruction terms [N] of images y against targets x (both [N, C, H, W] in [-1, 1]): "l2"
+# (MSE) and, with an LPIPS network, "lpips". Shared by the encoder and the video projection (training/projection.py).
+def reconstruction_terms(y: torch.Tensor, x: torch.Tensor, l2_weight: float = 1.0, lpips=None,
+                         lpips_weight: float = 0.8) -> dict[str, torch.Tensor]:
+    terms = {"l2": F.mse_loss(y, x, reduction="none").mean([1, 2, 3]) * l2_weight}
+    if lpips is not None and lpips_weight > 0:
+        terms["lpips"] = lpips(y, x).flatten() * lpips_weight
+    return terms
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -135,17 +135,23 @@ def load_video_generator(path: str | os.PathLike, device: torch.device | str = "
 # The generator.
 
 
-# Frames uint8 [N, T, C, H, W] of W latents w_t [N, T, w_dim], each broadcast to all of G's layers (W space, as
-# StyleInV's outputs are; SPEC 0) and synthesised with `noise_mode`, on G's device.
-@torch.no_grad()
-def decode_latents(G: torch.nn.Module, w_t: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+# Images float [N*T, C, H, W] (about [-1, 1], unclamped) of W latents w_t [N, T, w_dim], each broadcast to all of
+# G's layers (W space, as StyleInV's outputs are; SPEC 0) and synthesised with `noise_mode`, on G's device.
+# Differentiable in w_t (the projection optimises through it).
+def synthesize_latents(G: torch.nn.Module, w_t: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
     N, T, w_dim = w_t.shape
     if w_dim != G.w_dim:
         raise ValueError(f"Latents have w_dim={w_dim} but the generator has w_dim={G.w_dim}")
     device = next(G.parameters()).device
     ws = w_t.reshape(N * T, 1, w_dim).expand(-1, G.num_ws, -1).to(device=device, dtype=torch.float32)
-    images = G.synthesis(ws, noise_mode=noise_mode)
-    return to_uint8(images).reshape(N, T, *images.shape[1:])
+    return G.synthesis(ws, noise_mode=noise_mode)
+
+
+# Frames uint8 [N, T, C, H, W] of W latents w_t [N, T, w_dim] (see synthesize_latents), on G's device.
+@torch.no_grad()
+def decode_latents(G: torch.nn.Module, w_t: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    images = synthesize_latents(G, w_t, noise_mode)
+    return to_uint8(images).reshape(*w_t.shape[:2], *images.shape[1:])
 
 
 # A frozen StyleGAN2 generator G, a StyleInV motion generator and (optionally) the stage-2 inversion encoder,
