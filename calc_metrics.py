@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from dnnlib.errors import clean_errors
 from metrics.detectors import I3D_PREPROCESS, INCEPTION_PREPROCESS
 from metrics.metric_main import compute_metrics
 from torch_utils import distributed
@@ -116,6 +117,7 @@ def run(opts: dict) -> None:
 @click.option("--detector-check", type=click.Choice(["warn", "error", "off"]), default="warn", show_default=True,
               help="What to do when a detector file does not match its published checksum")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@clean_errors
 def main(**opts):
     """Compute FID / FVD (StyleGAN-V protocols) for --network or --fake-data against --data."""
     if bool(opts["network"]) == bool(opts["fake_data"]):

@@ -11,7 +11,6 @@ Examples:
   python generate.py decode --latents out/latents.npz --network TUNED.pt --outdir out2
 """
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import PIL.Image
 import torch
 import tqdm
 
+from dnnlib.errors import clean_errors
 from training import video_generation as vgen
 from training.dataset import IMAGE_EXTENSIONS, center_crop_resize
 from training.image_utils import to_uint8
@@ -115,17 +115,6 @@ def write_latents(path: Path, w_t: np.ndarray, t: torch.Tensor, names: list[str]
 
 # ----------------------------------------------------------------------------------------------------------
 # Command-line plumbing.
-
-
-# Turn the library's ValueError / FileNotFoundError / KeyError into a clean click error (exit status 1).
-def clean_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError) as e:
-            raise click.ClickException(str(e.args[0]) if e.args else str(e)) from None
-    return wrapper
 
 
 # "2x4" -> (2, 4).

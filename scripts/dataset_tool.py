@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from dnnlib.errors import clean_errors  # noqa: E402
 from training.dataset import IMAGE_EXTENSIONS, DatasetWriter, center_crop_resize  # noqa: E402
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv")
@@ -122,6 +123,7 @@ def cli():
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Keep at most N frames per video.")
 @click.option("--max-videos", type=click.IntRange(min=1), default=None, help="Convert at most N videos.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dest (only once the new dataset is complete).")
+@clean_errors
 def from_videos(source, dest, resolution, boxes, fps, source_fps, max_frames, max_videos, overwrite):
     """Convert videos or frame folders to the dataset layout (center crop, or per-frame box crop)."""
     videos = find_videos(source)[:max_videos]
@@ -190,6 +192,7 @@ def _boxes_for(table: dict, rel: str, boxes_path: Path) -> list:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (only once the new one is complete).")
 @click.option("--shapes", default="disc,square,triangle,plus", show_default=True,
               help="Comma-separated sprite shapes to draw from.")
+@clean_errors
 def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes):
     """Write the moving-sprites dataset, with per-video ground truth (sprite_gt.json next to the frames)."""
     from training.sprites import write_synthetic_dataset

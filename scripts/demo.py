@@ -17,6 +17,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dnnlib.errors import clean_errors  # noqa: E402
+
 # Training lengths (kimg) per stage. `full` is the README demo; `quick` is the CI smoke test of the same pipeline.
 # The synthetic demo data uses disc sprites only: in the ~10 CPU minutes stage 1 gets, StyleGAN2 draws crisp discs
 # but rounds off the corners of squares, triangles and pluses (docs/PERFORMANCE.md, "The demo").
@@ -98,6 +100,7 @@ def evaluate(snapshot: Path, data: Path, profile: dict, synthetic: bool) -> dict
               help="Your own video dataset (folder of per-video frame folders) instead of synthetic sprites")
 @click.option("--outdir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default="full", type=click.Choice(sorted(PROFILES)), show_default=True)
+@clean_errors
 def main(data, outdir, profile):
     """Run the whole StyleInV pipeline on a small dataset and summarise it."""
     p = PROFILES[profile]
