@@ -64,7 +64,7 @@ def load_config(path: str, overrides: list[str]) -> dict:
         new = yaml.safe_load(value)
         if not _same_kind(node[leaf], new):
             raise click.ClickException(f"Override '{item}': '{key}' is {node[leaf]!r} in {path}, so the override "
-                                       f"must be a {type(node[leaf]).__name__}, not {new!r}")
+                                       f"must be of type {type(node[leaf]).__name__}, not {new!r}")
         node[leaf] = new
     return cfg
 

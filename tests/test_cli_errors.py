@@ -242,15 +242,19 @@ def test_dead_rank_stops_the_run(sprites_dir, tmp_path):
         started, = [line for line in text.splitlines() if line.startswith("Started 2 processes (gloo)")]
         pids = [int(part.split()[-1]) for part in started.split(": ", 1)[1].split(", ")]
         os.kill(pids[1], signal.SIGKILL)
-        killed_at = time.time()
-        proc.wait(timeout=60)
-        assert time.time() - killed_at < 60
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+            pytest.fail(f"the launcher still runs 60 s after rank 1 was killed (ranks alive: {alive}):\n"
+                        + log.read_text()[-3000:])
     finally:
         proc.kill()
     out = log.read_text()
     assert proc.returncode == 1 and "Traceback" not in out, out
-    errors = [line for line in out.splitlines() if line.startswith("Error: ")]
-    assert errors == [f"Error: The process of rank 1 (pid {pids[1]}) was killed by signal SIGKILL. The snapshots in "
-                      f"{_run_dirs(tmp_path / 'runs')[0]} are intact: continue with --resume latest."], out
+    line, = [line for line in out.splitlines() if line.startswith("Error: ")]
+    assert line.startswith(f"Error: The process of rank 1 (pid {pids[1]}) was killed by signal SIGKILL"), out
+    assert line.endswith(f"The snapshots in {_run_dirs(tmp_path / 'runs')[0]} are intact: continue with --resume "
+                         "latest."), out
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"rank process {pid} is still there"

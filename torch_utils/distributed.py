@@ -92,13 +92,26 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+# True if `exc` came out of a torch.distributed call (a collective that failed or timed out: a peer died or hangs).
+def is_collective_failure(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return isinstance(exc, RuntimeError) and any("torch/distributed/" in f.filename.replace(os.sep, "/")
+                                                 for f in frames)
+
+
+# The PeerFailed to raise instead of a collective failure on this rank.
+def peer_failed(exc: BaseException) -> PeerFailed:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PeerFailed(f"Rank {get_rank()} stopped: another process died or stopped responding during a collective "
+                      f"operation ({first[:300]})")
+
+
 # What a spawned process tells its parent about its failure: 'user' (a user error, with its message), 'peer' (it
 # stopped because another rank failed: a collective error or PeerFailed), or 'bug' (with the traceback).
 def _failure_report(exc: BaseException) -> dict:
     tb = traceback.format_exc()
     message = errors.user_message(exc)
-    in_collective = any("torch/distributed/" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
-    if isinstance(exc, PeerFailed) or (message is None and in_collective):
+    if isinstance(exc, PeerFailed) or is_collective_failure(exc):
         kind = "peer"
     elif isinstance(exc, KeyboardInterrupt):
         kind, message = "peer", "interrupted"
@@ -236,7 +249,12 @@ def agree(fn: Callable, *args):
         result, error = None, e
     if get_world_size() > 1:
         mine = None if error is None else (errors.user_message(error) or f"{type(error).__name__}: {error}")
-        failed = {r: m for r, m in enumerate(all_gather_object(mine)) if m is not None}
+        try:
+            failed = {r: m for r, m in enumerate(all_gather_object(mine)) if m is not None}
+        except RuntimeError as e:
+            if not is_collective_failure(e):
+                raise
+            raise peer_failed(e) from e
         if failed and error is None:
             error = PeerFailed("; ".join(f"rank {r} failed: {m}" for r, m in failed.items()))
         if error is not None and get_rank() != 0 and (0 not in failed or failed[0] == mine):

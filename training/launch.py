@@ -119,8 +119,11 @@ def _prepare_run_dir(outdir: Path, desc: str, resume: str | None, loop_kwargs: d
     box = [str(run_dir), str(resume_path) if resume_path else None]
     options = dict(loop_kwargs, run_dir=str(run_dir), resume=box[1], num_processes=processes)
     tmp = run_dir / "training_options.json.tmp"
-    tmp.write_text(json.dumps(_jsonable(options), indent=2))
-    os.replace(tmp, run_dir / "training_options.json")
+    try:
+        tmp.write_text(json.dumps(_jsonable(options), indent=2))
+        os.replace(tmp, run_dir / "training_options.json")
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"Run folder: {run_dir}" + (f" (resuming from {resume_path})" if resume_path else ""), flush=True)
     return box
 

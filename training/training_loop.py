@@ -322,8 +322,13 @@ def training_loop(
             distributed.print0(f"Resumed from {resume} at {state['cur_nimg'] / 1000:.3f} kimg")
         # The resumed run draws new data, not a replay of the samples before the snapshot.
         batches = _infinite_batches(dataset, batch_gpu, seed + state["batch_idx"], num_workers, device)
-        result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
-                      total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
+        try:
+            result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
+                          total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
+        except RuntimeError as e:
+            if not distributed.is_collective_failure(e):
+                raise
+            raise distributed.peer_failed(e) from e
     return result
 
 
