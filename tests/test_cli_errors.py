@@ -221,7 +221,8 @@ def test_child_user_error_is_reported_once(sprites_dir, tmp_path):
     args = ["--data", str(sprites_dir), "--outdir", str(outdir), "--gpus", "2", "--cfg", "small", "--batch", "4",
             "--batch-gpu", "2", "--workers", "0", "--resume", str(snap)]
     line = _error_line(_cli("train_stylegan.py", args))
-    assert line.startswith(f"Error: --resume {snap}: network 'G' does not match the one built from these options")
+    assert line.startswith(f"Error: --resume {snap}: network 'G' does not match the one built from these options; "
+                           "resume with the options of the run that wrote it (Error(s) in loading state_dict")
 
 
 # SIGKILL one of two gloo ranks mid-training: the parent names it and exits within 60 s, and no rank is left.

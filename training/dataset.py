@@ -93,13 +93,20 @@ class _FileStore:
         return dict(self.__dict__, _zip=None, _zip_pid=None)
 
 
+# What PIL said about a file it could not read (without the repr of our in-memory buffer).
+def _pil_problem(e: Exception) -> str:
+    if isinstance(e, PIL.UnidentifiedImageError):
+        return "not an image format PIL can identify"
+    return f"{type(e).__name__}: {e}"
+
+
 # Decode image bytes to RGB (grayscale, palette and RGBA are converted; alpha is dropped). `where` names the file.
 def _decode_image(data: bytes, where: str) -> PIL.Image.Image:
     try:
         img = PIL.Image.open(io.BytesIO(data))
         img.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
-        raise DatasetError(f"{where}: unreadable or truncated image ({type(e).__name__}: {e})") from e
+        raise DatasetError(f"{where}: unreadable or truncated image ({_pil_problem(e)})") from e
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
@@ -209,7 +216,7 @@ class _DatasetBase(torch.utils.data.Dataset):
                 with PIL.Image.open(io.BytesIO(self._store.read(name))) as img:
                     self._first_size[v] = img.size
             except Exception as e:
-                raise DatasetError(f"{where}: unreadable image ({type(e).__name__}: {e})") from e
+                raise DatasetError(f"{where}: unreadable image ({_pil_problem(e)})") from e
         return self._first_size[v]
 
     # Frame k of video v as uint8 [H, W, 3] at self.resolution.

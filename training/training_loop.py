@@ -594,8 +594,9 @@ def _load_training_state(stage: Stage, path: str, rank: int, world: int) -> dict
         try:
             net.load_state_dict(loaded[name].state_dict())
         except RuntimeError as e:
-            raise ValueError(f"--resume {path}: network '{name}' does not match the one built from these "
-                             f"options ({str(e).splitlines()[0]})") from None
+            detail = " ".join(str(e).split())
+            raise ValueError(f"--resume {path}: network '{name}' does not match the one built from these options; "
+                             f"resume with the options of the run that wrote it ({detail[:300]})") from None
     ts = checkpoint.load_training_state(path)
     if ts is None:
         raise ValueError(f"--resume {path}: the file holds no training state (use --init for weights only)")
