@@ -533,8 +533,8 @@ def find_detector_file(name: str, path: str | os.PathLike | None = None) -> Path
             hits = sorted(d.glob(f"*_{entry['file']}")) if d.is_dir() else []
             if hits:
                 return hits[0]
-    raise FileNotFoundError(f"No weight file for detector '{name}' (searched also {_dnnlib_download_dirs()}). "
-                            + " ".join(messages))
+    also = ", ".join(f"{d}/*_<file>" for d in _dnnlib_download_dirs())
+    raise FileNotFoundError(f"No weight file for detector '{name}' (searched also {also}). " + " ".join(messages))
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -113,6 +113,68 @@ def test_bad_dataset_is_one_error_line(sprites_copy, tmp_path, case):
     assert len(_run_dirs(tmp_path / "runs")) == (1 if case == "size" else 0)
 
 
+# Break a copy of a sprites dataset: "corrupt" truncates every frame of the first video, "size" makes the frames
+# after the first of the first video and all of the last video 8x8, "empty" deletes every frame.
+def _broken_copy(source: Path, dest: Path, case: str) -> Path:
+    data = Path(shutil.copytree(source, dest))
+    videos = sorted(data.glob("video_*"))
+    if case == "corrupt":
+        for png in videos[0].glob("*.png"):
+            png.write_bytes(png.read_bytes()[:40])
+    elif case == "size":
+        for png in sorted(videos[0].glob("*.png"))[1:] + sorted(videos[-1].glob("*.png")):
+            PIL.Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png)
+    else:
+        for png in data.rglob("*.png"):
+            png.unlink()
+    return data
+
+
+# The stage-2, stage-3 and metric commands on the same broken data: one line naming the dataset's file (for a frame
+# of another size in the encoder's held-out video too), nothing written for a first frame PIL cannot read.
+@pytest.mark.parametrize("command", ["train_encoder.py", "train_styleinv.py", "calc_metrics.py"])
+@pytest.mark.parametrize("case", ["corrupt", "size", "empty"])
+def test_bad_dataset_in_every_command(sprites_dir, sprites32_dir, stage1_checkpoint, stage2_checkpoint, tmp_path,
+                                      command, case):
+    runs = tmp_path / "runs"
+    if command == "train_encoder.py":
+        data = _broken_copy(sprites_dir, tmp_path / "data", case)
+        args = ["--generator", str(stage1_checkpoint), "--encoder", "tiny", "--lpips-weight", "0", "--id-weight",
+                "0", "--batch", "4", "--batch-gpu", "4", "--optimizer", "adam", "--holdout", "1", "--kimg", "0.008",
+                "--tick", "0.004"]
+    elif command == "train_styleinv.py":
+        data = _broken_copy(sprites32_dir, tmp_path / "data", case)
+        args = ["--cfg", "configs/tiny.yaml", "--checkpoint", str(stage2_checkpoint), "--kimg", "0.008"]
+    else:
+        data = _broken_copy(sprites_dir, tmp_path / "data", case)
+        detectors = tmp_path / "detectors"
+        detectors.mkdir()
+        from metrics.detectors import random_detector_state_dict
+        torch.save(random_detector_state_dict("i3d", seed=1), detectors / "i3d_torchscript.pt")
+        args = ["--fake-data", str(sprites_dir), "--metrics", "fvd3_9f", "--detector-dir", str(detectors), "--device",
+                "cpu", "--no-progress", "--i3d-preprocess", "none", "--cache-dir", str(tmp_path / "cache")]
+    args += ["--data", str(data), "--run-dir" if command == "calc_metrics.py" else "--outdir", str(runs),
+             "--workers", "0"]
+    line = _error_line(_cli(command, args))
+    videos = sorted(data.glob("video_*"))
+    if case == "corrupt":
+        assert line.startswith(f"Error: {videos[0]}{os.sep}") and "unreadable" in line, line
+    elif case == "empty":
+        empty = f"'{data}' holds no frame folders" if command == "calc_metrics.py" else f"{data}: empty dataset"
+        assert line.startswith(f"Error: {empty}"), line
+    elif command == "calc_metrics.py":
+        assert line.startswith("Error: Video '") and f"in '{data}' has frames of shape (3, " in line, line
+        assert "(3, 8, 8)" in line and "(3, 16, 16)" in line, line
+        assert line.endswith("pass --resolution N to resize them"), line
+    else:
+        assert line.startswith(f"Error: {data}{os.sep}video_") and "8x8" in line, line
+        assert "scripts/dataset_tool.py from-videos --resolution N" in line, line
+    if command == "train_encoder.py" and case == "size":  # found in the held-out video, before any training
+        assert line.startswith(f"Error: {videos[-1]}{os.sep}") and "the dataset is 16x16" in line, line
+    if case != "size":
+        assert not runs.exists() or not any(runs.iterdir())
+
+
 def test_debug_variable_shows_the_traceback(sprites_copy, tmp_path):
     for png in sprites_copy.rglob("*.png"):
         png.unlink()

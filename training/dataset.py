@@ -31,6 +31,8 @@ from dnnlib.errors import UserError, UserNotice
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp")
 TOTAL_DISTS = tuple(2**k for k in range(12))  # [1, 2, 4, ..., 2048], SPEC 1.7 `total_dists`
+CONVERT_HINT = "convert the data with scripts/dataset_tool.py from-videos --resolution N"
+RESIZE_HINT = f"pass resolution=N (train_stylegan.py --resolution) to center-crop and resize, or {CONVERT_HINT}"
 
 
 # Any problem with the files of a dataset: the message names the dataset or file and the problem.
@@ -101,7 +103,7 @@ def _pil_problem(e: Exception) -> str:
 
 
 # Decode image bytes to RGB (grayscale, palette and RGBA are converted; alpha is dropped). `where` names the file.
-def _decode_image(data: bytes, where: str) -> PIL.Image.Image:
+def decode_image(data: bytes, where: str) -> PIL.Image.Image:
     try:
         img = PIL.Image.open(io.BytesIO(data))
         img.load()
@@ -172,6 +174,7 @@ class _DatasetBase(torch.utils.data.Dataset):
         else:
             self.video_names = images
             self._videos = [[n] for n in images]
+        first_file = self._videos[0][0]
         if videos is not None:  # a subset of the videos (indices into the sorted list), e.g. a train/holdout split
             videos = [int(v) for v in videos]
             bad = [v for v in videos if not 0 <= v < len(self._videos)]
@@ -183,7 +186,7 @@ class _DatasetBase(torch.utils.data.Dataset):
         self.video_lengths = np.array([len(v) for v in self._videos], dtype=np.int64)
         self._first_size: dict[int, tuple[int, int]] = {}  # per-process cache of each video's first frame size
         self.resize = resolution is not None  # center-crop and resize files of another size (else: error)
-        self.resolution = int(resolution) if resolution is not None else self._native_resolution()
+        self.resolution = int(resolution) if resolution is not None else self._native_resolution(first_file)
         self.num_channels = 3
         self.label_dim = 0
         self.has_labels = False
@@ -200,42 +203,44 @@ class _DatasetBase(torch.utils.data.Dataset):
             raise DatasetError(f"{where}: expected a JSON object, got {type(meta).__name__}")
         return meta
 
-    def _native_resolution(self) -> int:
-        w, h = self._size_of(0)
+    # The size of the dataset's first file (of all videos, so that every subset of `videos=` agrees).
+    def _native_resolution(self, first_file: str) -> int:
+        w, h = self._header_size(first_file)
         if w != h:
-            raise DatasetError(f"{self._store.describe(self._videos[0][0])}: frames are {w}x{h}, not square; "
-                               f"pass resolution=N to center-crop and resize")
+            raise DatasetError(f"{self._store.describe(first_file)}: frames are {w}x{h}, not square; "
+                               f"{RESIZE_HINT}")
         return w
+
+    # Size (w, h) of an image file, read from its header.
+    def _header_size(self, name: str) -> tuple[int, int]:
+        try:
+            with PIL.Image.open(io.BytesIO(self._store.read(name))) as img:
+                return img.size
+        except Exception as e:
+            raise DatasetError(f"{self._store.describe(name)}: unreadable image ({_pil_problem(e)})") from e
 
     # Size (w, h) of the first frame of video v, read from the file header once per process.
     def _size_of(self, v: int) -> tuple[int, int]:
         if v not in self._first_size:
-            name = self._videos[v][0]
-            where = self._store.describe(name)
-            try:
-                with PIL.Image.open(io.BytesIO(self._store.read(name))) as img:
-                    self._first_size[v] = img.size
-            except Exception as e:
-                raise DatasetError(f"{where}: unreadable image ({_pil_problem(e)})") from e
+            self._first_size[v] = self._header_size(self._videos[v][0])
         return self._first_size[v]
 
     # Frame k of video v as uint8 [H, W, 3] at self.resolution.
     def _load_frame(self, v: int, k: int) -> np.ndarray:
         name = self._videos[v][k]
         where = self._store.describe(name)
-        img = _decode_image(self._store.read(name), where)
+        img = decode_image(self._store.read(name), where)
         if k == 0:
             self._first_size.setdefault(v, img.size)
         first = self._size_of(v)
         if img.size != first:
             raise DatasetError(f"{where}: frame size {img.size[0]}x{img.size[1]} differs from the first frame of its "
                                f"video ({first[0]}x{first[1]}, {self._videos[v][0]}); frames inside a video must "
-                               f"have one size")
+                               f"have one size: {CONVERT_HINT}")
         if img.size != (self.resolution, self.resolution):
             if not self.resize:
                 raise DatasetError(f"{where}: image is {img.size[0]}x{img.size[1]}, the dataset is "
-                                   f"{self.resolution}x{self.resolution} (size of its first file); pass "
-                                   f"resolution=N to center-crop and resize every file")
+                                   f"{self.resolution}x{self.resolution} (size of its first file); {RESIZE_HINT}")
             img = center_crop_resize(img, self.resolution)
         return np.asarray(img, dtype=np.uint8)
 

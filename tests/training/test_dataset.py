@@ -276,6 +276,19 @@ def test_bad_inputs_name_the_file(tmp_path):
         VideoFrameDataset(root, resolution=4, class_aware=False)[3]
 
 
+
+# A subset (videos=, e.g. a held-out split) has the resolution of the whole dataset's first file, so a video of
+# another size is an error in the subset too instead of a subset of another resolution.
+def test_video_subset_has_the_resolution_of_the_dataset(tmp_path):
+    root = _make_videos(tmp_path / "d", [3, 3], size=(8, 8))
+    for k in range(3):
+        PIL.Image.fromarray(_coded_frame(1, k, size=(6, 6))).save(root / "vid001" / f"{k:05d}.png")
+    held_out = VideoFrameDataset(root, class_aware=False, videos=[1])
+    assert held_out.resolution == 8 and VideoFrameDataset(root, videos=[0]).resolution == 8
+    with pytest.raises(DatasetError, match=r"vid001.00000\.png: image is 6x6, the dataset is 8x8"):
+        held_out[0]
+    assert _decode(VideoFrameDataset(root, resolution=6, class_aware=False, videos=[1])[2][0]) == (1, 2)
+
 def test_zip_and_folder_give_identical_samples(tmp_path):
     root = _make_videos(tmp_path / "d", [40, 36, 50], size=(6, 6))
     zipped = _zip_folder(root, tmp_path / "d.zip")
