@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from dnnlib.errors import clean_errors
 from metrics.detectors import I3D_PREPROCESS, INCEPTION_PREPROCESS
 from metrics.metric_main import compute_metrics
 from metrics.protocols import PROTOCOLS
@@ -111,6 +112,7 @@ def run(opts: dict) -> None:
 @click.option("--frozen-fakes", is_flag=True,
               help="Control run: every fake frame replaced by its video's first frame (no motion)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@clean_errors
 def main(**opts):
     """Compute FID / FVD (StyleInV or StyleGAN-V protocol) for --network or --fake-data against --data."""
     if bool(opts["network"]) == bool(opts["fake_data"]):

@@ -13,7 +13,6 @@ Examples:
 """
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import PIL.ImageSequence
 import torch
 import tqdm
 
+from dnnlib.errors import clean_errors
 from training import projection
 from training import video_generation as vgen
 from training.dataset import IMAGE_EXTENSIONS, center_crop_resize
@@ -120,17 +120,6 @@ def write_latents(path: Path, w_t: np.ndarray, t: torch.Tensor, names: list[str]
 
 # ----------------------------------------------------------------------------------------------------------
 # Command-line plumbing.
-
-
-# Turn the library's ValueError / FileNotFoundError / KeyError into a clean click error (exit status 1).
-def clean_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError) as e:
-            raise click.ClickException(str(e.args[0]) if e.args else str(e)) from None
-    return wrapper
 
 
 # "2x4" -> (2, 4).

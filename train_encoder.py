@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from dnnlib.errors import clean_errors
 from training import launch
 from training.loss_encoder import build_encoder_stage
 
@@ -39,6 +40,7 @@ ENCODER_PRESETS = {
               help="Videos held out of training for evaluation (0: evaluate on training frames)")
 @click.option("--class-aware/--no-class-aware", default=True)
 @launch.common_options
+@clean_errors
 def main(data, generator, encoder_cfg, noise_mode, l2_weight, lpips_weight, id_weight, w_norm_weight, optimizer, lr,
          init_backbone, lpips_path, arcface_path, holdout, class_aware, outdir, gpus, batch, batch_gpu, kimg, tick,
          snap, seed, workers, resume, init, metrics, detector_dir, tf32, desc, max_ticks):

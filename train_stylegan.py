@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from dnnlib.errors import clean_errors
 from training import launch
 from training.loss_stylegan2 import build_stylegan_stage, preset_stage_kwargs
 from training.presets import STYLEGAN2_PRESETS, stylegan2_preset
@@ -47,6 +48,7 @@ def _dataset_info(data: str, resolution: int | None):
 @click.option("--lpips-path", type=click.Path(), default=None, help="Folder with vgg16-397923af.pth and vgg.pth")
 @click.option("--arcface-path", type=click.Path(), default=None, help="Path to model_ir_se50.pth")
 @launch.common_options
+@clean_errors
 def main(data, cfg, resolution, gamma, pl_weight, mirror, class_aware, aug, aug_p, target, augpipe, noise, fp32, glr,
          dlr, transfer_from, freeze_res, perceptual_weight, identity_weight, lpips_path, arcface_path, outdir, gpus,
          batch, batch_gpu, kimg, tick, snap, seed, workers, resume, init, metrics, detector_dir, tf32, desc, max_ticks):

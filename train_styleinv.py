@@ -11,12 +11,30 @@ from pathlib import Path
 import click
 import yaml
 
+from dnnlib.errors import clean_errors
 from training import launch
 from training.loss_styleinv import build_styleinv_stage, config_stage_kwargs
 
+# Sections of a config and the keys this script reads itself (the other keys go to the networks and the loss).
+REQUIRED_KEYS = dict(data=["max_num_frames", "max_dist", "mirror", "fractional_t"],
+                     train=["batch", "batch_gpu", "kimg", "tick", "snap", "lr_motion", "lr_D", "ema_kimg", "aug",
+                            "augpipe", "target"],
+                     loss=[], motion=[], fuse=[], model=["skip_encoder", "use_ffa_ape"], discriminator=[])
 
-# Read a YAML config and apply `--a.b=value` overrides (values parsed as YAML). Unknown keys are an error so that a
-# typo does not silently train the default.
+
+# An override's value must have the type of the value it replaces (an int may replace a float; null either way).
+def _same_kind(old, new) -> bool:
+    if old is None or new is None:
+        return True
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, float):
+        return isinstance(new, (int, float))
+    return type(old) is type(new)
+
+
+# Read a YAML config and apply `--a.b=value` overrides (values parsed as YAML). Unknown keys, missing sections or
+# keys and overrides of another type are errors, so that a typo does not silently train the default.
 def load_config(path: str, overrides: list[str]) -> dict:
     try:
         cfg = yaml.safe_load(Path(path).read_text())
@@ -24,6 +42,12 @@ def load_config(path: str, overrides: list[str]) -> dict:
         raise click.ClickException(f"--cfg {path}: cannot read the config ({e})") from None
     if not isinstance(cfg, dict):
         raise click.ClickException(f"--cfg {path}: expected a mapping at the top level")
+    missing = [section for section in REQUIRED_KEYS if not isinstance(cfg.get(section), dict)]
+    missing += [f"{section}.{key}" for section, keys in REQUIRED_KEYS.items() if section not in missing
+                for key in keys if key not in cfg[section]]
+    if missing:
+        raise click.ClickException(f"--cfg {path}: missing {', '.join(missing)} (see configs/tiny.yaml for every "
+                                   "section and key)")
     for item in overrides:
         if not item.startswith("--") or "=" not in item:
             raise click.ClickException(f"Unexpected argument '{item}': overrides look like --loss.lambda_reg=0")
@@ -37,7 +61,11 @@ def load_config(path: str, overrides: list[str]) -> dict:
         if leaf not in node:
             raise click.ClickException(f"Override '{item}': '{key}' is not a key of {path} "
                                        f"(known: {', '.join(node)})")
-        node[leaf] = yaml.safe_load(value)
+        new = yaml.safe_load(value)
+        if not _same_kind(node[leaf], new):
+            raise click.ClickException(f"Override '{item}': '{key}' is {node[leaf]!r} in {path}, so the override "
+                                       f"must be of type {type(node[leaf]).__name__}, not {new!r}")
+        node[leaf] = new
     return cfg
 
 
@@ -49,6 +77,7 @@ def load_config(path: str, overrides: list[str]) -> dict:
               help="Stage-2 snapshot (encoder + frozen G)")
 @launch.common_options
 @click.pass_context
+@clean_errors
 def main(ctx, cfg_path, data, checkpoint, outdir, gpus, batch, batch_gpu, kimg, tick, snap, seed, workers, resume,
          init, metrics, detector_dir, tf32, desc, max_ticks):
     """Train the StyleInV motion generator."""
@@ -61,6 +90,8 @@ def main(ctx, cfg_path, data, checkpoint, outdir, gpus, batch, batch_gpu, kimg, 
     stage_kwargs = config_stage_kwargs(cfg, str(Path(checkpoint).resolve()), seed)
     data_kwargs = dict(path=data, kind="clips", max_num_frames=data_cfg["max_num_frames"],
                        max_dist=data_cfg["max_dist"], xflip=data_cfg["mirror"], seed=seed)
+    from training.dataset import open_dataset
+    open_dataset(**data_kwargs)  # data problems are reported now, before a run folder is made
     metric_names = launch.parse_metrics(metrics) if metrics != "none" else ()
     parts = [Path(data).stem, "styleinv", Path(cfg_path).stem, f"batch{batch}"] + ([desc] if desc else [])
     loop_kwargs = dict(build_stage=build_styleinv_stage, stage_kwargs=stage_kwargs, data_kwargs=data_kwargs,

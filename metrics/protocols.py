@@ -16,7 +16,6 @@ In generator mode each metric's fakes are fixed by its own definition (never by 
 videos 0, 1, ... of the seed, each generated with `generated_frames` frames (n*s for FVD, 16 for FID) from t = 0.
 """
 
-import io
 import math
 import os
 import re
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+
+from training.dataset import decode_image
 
 PROTOCOL_VERSION = "styleinv-metrics/2"
 STANDARD_METRICS = ("fid50k", "fid50k_full", "fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f",
@@ -200,11 +201,8 @@ class VideoCollection:
         if self._zip_path:
             if self._zip is None or self._zip_pid != os.getpid():  # One handle per (worker) process.
                 self._zip, self._zip_pid = zipfile.ZipFile(self.path), os.getpid()
-            data = io.BytesIO(self._zip.read(rel))
-        else:
-            data = self.path / rel
-        with PIL.Image.open(data) as img:
-            return img.convert("RGB")
+            return decode_image(self._zip.read(rel), f"{self.path}:{rel}")
+        return decode_image((self.path / rel).read_bytes(), str(self.path / rel))
 
     def _to_chw(self, img, key: str) -> np.ndarray:
         if not isinstance(img, PIL.Image.Image):
@@ -219,7 +217,7 @@ class VideoCollection:
             self._frame_shape = arr.shape
         elif arr.shape != self._frame_shape:
             raise ValueError(f"Video '{key}' in '{self.path}' has frames of shape {arr.shape}, others "
-                             f"{self._frame_shape}; pass a resolution to resize them")
+                             f"{self._frame_shape}; pass --resolution N to resize them")
         return arr
 
     def __getstate__(self):  # Zip handles do not cross process boundaries.

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from dnnlib.errors import clean_errors  # noqa: E402
 from training import face_crops  # noqa: E402
 from training.dataset import IMAGE_EXTENSIONS, DatasetError, DatasetWriter, _FileStore, center_crop_resize  # noqa: E402
 from training.face_detectors import load_detector  # noqa: E402
@@ -333,6 +334,7 @@ def _read_crops(path: Path, names: list[str]) -> dict:
               help="Convert this many videos at once (processes).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dest (only once the new dataset is complete); "
                                                 "discard an unfinished run made with other options.")
+@clean_errors
 def from_videos(source, dest, resolution, boxes, faces, crops, detector, detector_weights, jitter_count,
                 jitter_shift, smooth_sigma, max_missing, seed, fps, source_fps, max_frames, max_videos, workers,
                 overwrite):
@@ -453,6 +455,7 @@ def _float_pair(text: str, option: str) -> tuple[float, float]:
               help="Videos sharing one sprite and background, each with its own start and motion.")
 @click.option("--radius-range", default="0.21,0.3", show_default=True, metavar="MIN,MAX",
               help="Sprite circumradius range, fractions of the frame size.")
+@clean_errors
 def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes, motion, videos_per_content,
               radius_range):
     """Write the moving-sprites dataset, with per-video ground truth (sprite_gt.json next to the frames)."""

@@ -17,6 +17,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dnnlib.errors import clean_errors  # noqa: E402
+
 # Per-profile sizes: the synthetic data and the training length (kimg) of each stage. `cpu` is the README demo
 # (about 25 minutes on 2 cores, half of it stage 3: in 20 minutes the sprites travel but their motion noise does
 # not yet matter enough); `gpu` trains every stage longer, sized for about 10 minutes on one A100/H100 from typical
@@ -169,6 +171,7 @@ def motion_summary(m: dict, frames: int) -> list[str]:
 @click.option("--profile", default="auto", type=click.Choice(["auto", *PROFILES]), show_default=True,
               help="Training lengths: cpu (~25 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke test); "
                    "auto picks gpu when CUDA is present")
+@clean_errors
 def main(data, outdir, profile):
     """Run the whole StyleInV pipeline on a small dataset and summarise it."""
     device = "cuda" if torch.cuda.is_available() else "cpu"

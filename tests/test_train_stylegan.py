@@ -119,12 +119,17 @@ def test_sigterm_writes_snapshot_and_kill9_resumes(sprites_dir, tmp_path):
     assert kimg_at_stop > 0
 
     # kill -9 loses only the steps after the last snapshot: resume continues from it.
-    proc = subprocess.Popen(cmd + ["--resume", "latest"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, cwd=ROOT)
-    time.sleep(8)
+    log = tmp_path / "resumed.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd + ["--resume", "latest"], stdout=f, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and "Resumed from" not in log.read_text():
+        time.sleep(0.5)
+    time.sleep(2)  # a few steps past the resume point
     proc.kill()
-    out, _ = proc.communicate(timeout=60)
-    assert f"at {kimg_at_stop / 1000:.3f} kimg" in out
+    proc.wait(timeout=60)
+    assert f"at {kimg_at_stop / 1000:.3f} kimg" in log.read_text()
     result = _train(["--data", str(sprites_dir), "--outdir", str(tmp_path), "--kimg", "100", *TINY_ARGS,
                      "--resume", "latest", "--max-ticks", "1"])
     assert "Resumed from" in result.output

@@ -53,6 +53,14 @@ def test_config_overrides_are_validated(tmp_path):
     import click
     with pytest.raises(click.ClickException, match="lambda_rg"):
         train_styleinv.load_config(str(ROOT / "configs" / "tiny.yaml"), ["--loss.lambda_rg=0"])
+    with pytest.raises(click.ClickException, match="'train.batch' is 4 .* must be of type int, not 'abc'"):
+        train_styleinv.load_config(str(ROOT / "configs" / "tiny.yaml"), ["--train.batch=abc"])
+    assert train_styleinv.load_config(str(ROOT / "configs" / "tiny.yaml"), ["--loss.lambda_reg=1"])["loss"][
+        "lambda_reg"] == 1  # an int for a float is fine
+    partial = tmp_path / "partial.yaml"
+    partial.write_text((ROOT / "configs" / "tiny.yaml").read_text().replace("  snap: 5\n", "").replace("fuse:", "x:"))
+    with pytest.raises(click.ClickException, match=r"partial.yaml: missing fuse, train.snap \(see configs/tiny"):
+        train_styleinv.load_config(str(partial), [])
 
 
 def test_paper_configs_differ_where_the_release_does():

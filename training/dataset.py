@@ -27,17 +27,27 @@ import numpy as np
 import PIL.Image
 import torch
 
+from dnnlib.errors import UserError, UserNotice
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp")
 TOTAL_DISTS = tuple(2**k for k in range(12))  # [1, 2, 4, ..., 2048], SPEC 1.7 `total_dists`
+CONVERT_HINT = "convert the data with scripts/dataset_tool.py from-videos --resolution N"
+RESIZE_HINT = f"pass resolution=N (train_stylegan.py --resolution) to center-crop and resize, or {CONVERT_HINT}"
 
 
 # Any problem with the files of a dataset: the message names the dataset or file and the problem.
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     pass
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+# Innermost folders (posix, relative) without an image file: video folders left empty. Hidden ones are ignored.
+def _empty_folders(dirs: list[str], images: list[str]) -> list[str]:
+    parents = {posixpath.dirname(d) for d in dirs} | {posixpath.dirname(n) for n in images}
+    return [d for d in dirs if d not in parents and not any(p.startswith(".") for p in d.split("/"))]
 
 
 # Read-only access to the files of a folder or a zip archive. The zip handle is opened lazily and reopened in every
@@ -47,9 +57,11 @@ class _FileStore:
         self.path = str(path)
         if os.path.isdir(self.path):
             self.is_zip = False
-            names = []
+            names, dirs = [], []
             for root, _dirs, files in os.walk(self.path, followlinks=True):
                 rel = os.path.relpath(root, self.path)
+                if rel != ".":
+                    dirs.append(Path(rel).as_posix())
                 for f in files:
                     names.append(f if rel == "." else posixpath.join(Path(rel).as_posix(), f))
             self.names = sorted(names)
@@ -58,9 +70,12 @@ class _FileStore:
                 raise DatasetError(f"{self.path}: not a folder or a zip archive")
             self.is_zip = True
             with zipfile.ZipFile(self.path) as z:
-                self.names = sorted(n for n in z.namelist() if not n.endswith("/"))
+                entries = z.namelist()
+            self.names = sorted(n for n in entries if not n.endswith("/"))
+            dirs = [n.rstrip("/") for n in entries if n.endswith("/")]
         else:
             raise FileNotFoundError(f"Dataset not found: {self.path}")
+        self.dirs = sorted(set(dirs) | {posixpath.dirname(n) for n in self.names} - {""})
         self._zip = None
         self._zip_pid = None
 
@@ -80,13 +95,20 @@ class _FileStore:
         return dict(self.__dict__, _zip=None, _zip_pid=None)
 
 
+# What PIL said about a file it could not read (without the repr of our in-memory buffer).
+def _pil_problem(e: Exception) -> str:
+    if isinstance(e, PIL.UnidentifiedImageError):
+        return "not an image format PIL can identify"
+    return f"{type(e).__name__}: {e}"
+
+
 # Decode image bytes to RGB (grayscale, palette and RGBA are converted; alpha is dropped). `where` names the file.
-def _decode_image(data: bytes, where: str) -> PIL.Image.Image:
+def decode_image(data: bytes, where: str) -> PIL.Image.Image:
     try:
         img = PIL.Image.open(io.BytesIO(data))
         img.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
-        raise DatasetError(f"{where}: unreadable or truncated image ({type(e).__name__}: {e})") from e
+        raise DatasetError(f"{where}: unreadable or truncated image ({_pil_problem(e)})") from e
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
@@ -139,15 +161,20 @@ class _DatasetBase(torch.utils.data.Dataset):
         images = [n for n in self._store.names if _is_image(n)]
         if not images:
             raise DatasetError(f"{self.path}: empty dataset, no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+        self.empty_folders: list[str] = []  # video folders without frames (e.g. a failed extraction)
+        self.num_skipped = 0  # videos left out: empty folders and, for clips, videos too short
         if group_by_folder:
             groups: dict[str, list[str]] = {}
             for n in images:
                 groups.setdefault(posixpath.dirname(n), []).append(n)
             self.video_names = sorted(groups)
             self._videos = [sorted(groups[k]) for k in self.video_names]
+            if videos is None:
+                self.empty_folders = _empty_folders(self._store.dirs, images)
         else:
             self.video_names = images
             self._videos = [[n] for n in images]
+        first_file = self._videos[0][0]
         if videos is not None:  # a subset of the videos (indices into the sorted list), e.g. a train/holdout split
             videos = [int(v) for v in videos]
             bad = [v for v in videos if not 0 <= v < len(self._videos)]
@@ -159,7 +186,7 @@ class _DatasetBase(torch.utils.data.Dataset):
         self.video_lengths = np.array([len(v) for v in self._videos], dtype=np.int64)
         self._first_size: dict[int, tuple[int, int]] = {}  # per-process cache of each video's first frame size
         self.resize = resolution is not None  # center-crop and resize files of another size (else: error)
-        self.resolution = int(resolution) if resolution is not None else self._native_resolution()
+        self.resolution = int(resolution) if resolution is not None else self._native_resolution(first_file)
         self.num_channels = 3
         self.label_dim = 0
         self.has_labels = False
@@ -176,42 +203,44 @@ class _DatasetBase(torch.utils.data.Dataset):
             raise DatasetError(f"{where}: expected a JSON object, got {type(meta).__name__}")
         return meta
 
-    def _native_resolution(self) -> int:
-        w, h = self._size_of(0)
+    # The size of the dataset's first file (of all videos, so that every subset of `videos=` agrees).
+    def _native_resolution(self, first_file: str) -> int:
+        w, h = self._header_size(first_file)
         if w != h:
-            raise DatasetError(f"{self._store.describe(self._videos[0][0])}: frames are {w}x{h}, not square; "
-                               f"pass resolution=N to center-crop and resize")
+            raise DatasetError(f"{self._store.describe(first_file)}: frames are {w}x{h}, not square; "
+                               f"{RESIZE_HINT}")
         return w
+
+    # Size (w, h) of an image file, read from its header.
+    def _header_size(self, name: str) -> tuple[int, int]:
+        try:
+            with PIL.Image.open(io.BytesIO(self._store.read(name))) as img:
+                return img.size
+        except Exception as e:
+            raise DatasetError(f"{self._store.describe(name)}: unreadable image ({_pil_problem(e)})") from e
 
     # Size (w, h) of the first frame of video v, read from the file header once per process.
     def _size_of(self, v: int) -> tuple[int, int]:
         if v not in self._first_size:
-            name = self._videos[v][0]
-            where = self._store.describe(name)
-            try:
-                with PIL.Image.open(io.BytesIO(self._store.read(name))) as img:
-                    self._first_size[v] = img.size
-            except Exception as e:
-                raise DatasetError(f"{where}: unreadable image ({type(e).__name__}: {e})") from e
+            self._first_size[v] = self._header_size(self._videos[v][0])
         return self._first_size[v]
 
     # Frame k of video v as uint8 [H, W, 3] at self.resolution.
     def _load_frame(self, v: int, k: int) -> np.ndarray:
         name = self._videos[v][k]
         where = self._store.describe(name)
-        img = _decode_image(self._store.read(name), where)
+        img = decode_image(self._store.read(name), where)
         if k == 0:
             self._first_size.setdefault(v, img.size)
         first = self._size_of(v)
         if img.size != first:
             raise DatasetError(f"{where}: frame size {img.size[0]}x{img.size[1]} differs from the first frame of its "
                                f"video ({first[0]}x{first[1]}, {self._videos[v][0]}); frames inside a video must "
-                               f"have one size")
+                               f"have one size: {CONVERT_HINT}")
         if img.size != (self.resolution, self.resolution):
             if not self.resize:
                 raise DatasetError(f"{where}: image is {img.size[0]}x{img.size[1]}, the dataset is "
-                                   f"{self.resolution}x{self.resolution} (size of its first file); pass "
-                                   f"resolution=N to center-crop and resize every file")
+                                   f"{self.resolution}x{self.resolution} (size of its first file); {RESIZE_HINT}")
             img = center_crop_resize(img, self.resolution)
         return np.asarray(img, dtype=np.uint8)
 
@@ -265,6 +294,7 @@ class VideoFrameDataset(_DatasetBase):
     def __init__(self, path, resolution: int | None = None, class_aware: bool = True, xflip: bool = False,
                  seed: int = 0, videos=None):
         super().__init__(path, resolution, group_by_folder=True, seed=seed, videos=videos)
+        _usable_videos(self)  # every video has a frame; this reports empty folders
         self.class_aware = bool(class_aware)
         self.xflip = bool(xflip)
         total = int(self.video_lengths.sum())
@@ -309,17 +339,42 @@ class ImageFolderDataset(_DatasetBase):
         return self.load_frames(j % self.num_videos, [0], flip=j >= self.num_videos)[0], self.get_label(i)
 
 
-# Keep the videos with at least `min_len` frames; raise if none is left, warn (one line) if some were skipped.
-def _long_videos(ds: _DatasetBase, min_len: int, purpose: str) -> np.ndarray:
+def _some(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+# The videos (indices) with at least `min_len` frames. Empty video folders and shorter videos are skipped and named
+# in one warning ("3 of 64 videos skipped: ..."); none left is a DatasetError naming the dataset. `purpose` says
+# what the frames are needed for, e.g. the config keys that set the length.
+def _usable_videos(ds: _DatasetBase, min_len: int = 1, purpose: str = "") -> np.ndarray:
     keep = np.flatnonzero(ds.video_lengths >= min_len)
-    total = len(ds.video_lengths)
+    short = [f"{ds.video_names[v]} ({ds.video_lengths[v]})" for v in np.flatnonzero(ds.video_lengths < min_len)]
+    reasons = []
+    if ds.empty_folders:
+        reasons.append(f"{len(ds.empty_folders)} empty folder(s) without frames ({_some(ds.empty_folders)})")
+    if short:
+        reasons.append(f"{len(short)} shorter than {min_len} frames{f' ({purpose})' if purpose else ''}: "
+                       f"{_some(short)}")
+    ds.num_skipped = len(ds.empty_folders) + len(short)
+    total = len(ds.video_lengths) + len(ds.empty_folders)
     if len(keep) == 0:
-        raise DatasetError(f"{ds.path}: no video is long enough for {purpose}: needs >= {min_len} frames, "
-                           f"all {total} videos are shorter (longest {int(ds.video_lengths.max())})")
-    if len(keep) < total:
-        warnings.warn(f"{ds.name}: skipped {total - len(keep)} of {total} videos shorter than {min_len} frames "
-                      f"({purpose})", stacklevel=3)
+        raise DatasetError(f"{ds.path}: no usable video, all {total} skipped: {'; '.join(reasons)}. Use longer "
+                           "videos or lower the frame counts")
+    if ds.num_skipped:
+        warnings.warn(f"{ds.name}: {ds.num_skipped} of {total} videos skipped: {'; '.join(reasons)}", UserNotice,
+                      stacklevel=3)
     return keep
+
+
+# Fewest frames a video needs for `sample_clip_times`: one more than the smallest spacing in total_dists that fits
+# the clip (>= num_frames - 2) and is allowed (<= max_dist, <= max_num_frames - 1). ValueError if none is.
+def _shortest_clip_video(num_frames: int, max_num_frames: int, max_dist: int, total_dists) -> int:
+    fits = [d for d in total_dists if num_frames - 2 <= d <= min(max_dist, max_num_frames - 1)]
+    if not fits:
+        raise ValueError(f"No clip of {num_frames} frames fits max_dist={max_dist}, max_num_frames={max_num_frames}: "
+                         f"its spacing (one of {', '.join(map(str, total_dists))}) must be >= {num_frames - 2} and "
+                         "<= both max_dist and max_num_frames - 1")
+    return min(fits) + 1
 
 
 # Real clips for StyleInV training (SPEC 4.5): item (frames uint8 [F,C,H,W], times float32 [F] in frames,
@@ -335,9 +390,10 @@ class VideoClipDataset(_DatasetBase):
         self.max_num_frames, self.num_frames, self.max_dist = int(max_num_frames), int(num_frames), int(max_dist)
         self.total_dists = tuple(int(d) for d in total_dists)
         self.xflip = bool(xflip)
-        min_len = int(min_video_len) if min_video_len is not None else self.max_num_frames
-        purpose = f"clips of window {self.max_num_frames}"
-        self.video_ids = _long_videos(self, max(min_len, self.num_frames - 1), purpose)
+        min_len = max(int(min_video_len) if min_video_len is not None else self.max_num_frames,
+                      _shortest_clip_video(self.num_frames, self.max_num_frames, self.max_dist, self.total_dists))
+        purpose = f"clips of window max_num_frames={self.max_num_frames}, max_dist={self.max_dist}"
+        self.video_ids = _usable_videos(self, min_len, purpose)
         sample_clip_times(np.random.default_rng(0), int(self.video_lengths[self.video_ids].min()), self.num_frames,
                           self.max_num_frames, self.max_dist, self.total_dists)  # fail now if nothing fits
 
@@ -377,7 +433,7 @@ class ConsecutiveClipDataset(_DatasetBase):
         if self.num_frames < 1 or self.stride < 1:
             raise ValueError(f"num_frames and stride must be >= 1, got {num_frames}, {stride}")
         self.span = (self.num_frames - 1) * self.stride + 1
-        ids = _long_videos(self, self.span, f"{self.num_frames} frames at stride {self.stride}")
+        ids = _usable_videos(self, self.span, f"{self.num_frames} frames at stride {self.stride}")
         if max_videos is not None and max_videos < len(ids):
             ids = np.sort(np.random.default_rng([self.seed, 2**31]).choice(ids, size=int(max_videos), replace=False))
         self.video_ids = ids

@@ -5,11 +5,13 @@ import functools
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import click
 import torch.distributed as dist
 
+from dnnlib.errors import UserError, UserNotice
 from torch_utils import distributed
 from training import training_loop
 
@@ -65,13 +67,21 @@ def _run_dirs(outdir: Path) -> list[tuple[int, str, Path]]:
     return sorted(found)
 
 
-# `--resume latest`: the newest snapshot of the newest run folder with this description that has one.
+# `--resume latest`: the newest snapshot that loads (format, CRC, training state) of the newest run folder with
+# this description that has one. Every snapshot passed over (truncated, corrupted) is named in a warning.
 def find_latest(outdir: Path, desc: str) -> tuple[Path, Path]:
+    skipped = 0
     for _, run_desc, run_dir in reversed(_run_dirs(outdir)):
-        snap = training_loop.latest_snapshot(run_dir)
-        if run_desc == desc and snap is not None:
-            return run_dir, snap
-    raise click.ClickException(f"--resume latest: no snapshot found in {outdir}/*-{desc}/. Start without --resume "
+        if run_desc != desc:
+            continue
+        for snap in training_loop.snapshots(run_dir):
+            problem = training_loop.snapshot_problem(snap)
+            if problem is None:
+                return run_dir, snap
+            skipped += 1
+            warnings.warn(f"--resume latest: skipping {snap}: {problem}", UserNotice, stacklevel=2)
+    found = f"no snapshot that loads ({skipped} skipped, see the warnings)" if skipped else "no snapshot found"
+    raise click.ClickException(f"--resume latest: {found} in {outdir}/*-{desc}/. Start without --resume "
                                "or pass a snapshot path.")
 
 
@@ -80,6 +90,8 @@ def _make_run_dir(outdir: Path, desc: str, resume: str | None) -> tuple[Path, st
         return find_latest(outdir, desc)
     if resume is not None and not Path(resume).is_file():
         raise click.ClickException(f"--resume {resume}: no such file")
+    if resume is not None and (problem := training_loop.snapshot_problem(resume)) is not None:
+        raise click.ClickException(f"--resume {resume}: cannot resume from this file: {problem}")
     ids = [i for i, _, _ in _run_dirs(outdir)]
     run_dir = outdir / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -100,23 +112,42 @@ def _train_process(loop_kwargs: dict) -> None:
     training_loop.training_loop(**loop_kwargs)
 
 
+# Rank 0: create (or, for --resume latest, find) the run folder and write training_options.json into it.
+# Returns [run folder, snapshot to resume from or None].
+def _prepare_run_dir(outdir: Path, desc: str, resume: str | None, loop_kwargs: dict, processes: int) -> list:
+    run_dir, resume_path = _make_run_dir(outdir, desc, resume)
+    box = [str(run_dir), str(resume_path) if resume_path else None]
+    options = dict(loop_kwargs, run_dir=str(run_dir), resume=box[1], num_processes=processes)
+    tmp = run_dir / "training_options.json.tmp"
+    try:
+        tmp.write_text(json.dumps(_jsonable(options), indent=2))
+        os.replace(tmp, run_dir / "training_options.json")
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"Run folder: {run_dir}" + (f" (resuming from {resume_path})" if resume_path else ""), flush=True)
+    return box
+
+
 # Create (or, for --resume latest, find) the run folder on rank 0, write training_options.json and run the loop in
 # every process. Returns the run folder.
 def run(*, outdir: str, desc: str, gpus: int, resume: str | None, loop_kwargs: dict) -> Path:
-    outdir = Path(outdir)
     if "WORLD_SIZE" in os.environ:  # torchrun: rank 0 picks the folder, the others are told
         distributed.init_from_env()
-    box = [None, None]
-    if distributed.get_rank() == 0:
-        run_dir, resume_path = _make_run_dir(outdir, desc, resume)
-        box = [str(run_dir), str(resume_path) if resume_path else None]
-        options = dict(loop_kwargs, run_dir=str(run_dir), resume=box[1], num_processes=max(gpus, 1))
-        tmp = run_dir / "training_options.json.tmp"
-        tmp.write_text(json.dumps(_jsonable(options), indent=2))
-        os.replace(tmp, run_dir / "training_options.json")
-        print(f"Run folder: {run_dir}" + (f" (resuming from {resume_path})" if resume_path else ""), flush=True)
+    processes = distributed.get_world_size() if "WORLD_SIZE" in os.environ else max(gpus, 1)
+    batch, batch_gpu = loop_kwargs["batch_size"], loop_kwargs["batch_gpu"]
+    if batch % (batch_gpu * processes):
+        raise click.UsageError(f"--batch={batch} must be a multiple of --batch-gpu={batch_gpu} x {processes} "
+                               "processes")
+    is_rank0 = distributed.get_rank() == 0
+    box = distributed.agree(lambda: _prepare_run_dir(Path(outdir), desc, resume, loop_kwargs, processes)
+                            if is_rank0 else [None, None])
     if distributed.get_world_size() > 1:
         dist.broadcast_object_list(box, src=0)
     kwargs = dict(loop_kwargs, run_dir=box[0], resume=box[1])
-    distributed.launch(functools.partial(_train_process), (kwargs,), gpus)
+    try:
+        distributed.launch(functools.partial(_train_process), (kwargs,), gpus)
+    except distributed.ProcessFailed as e:
+        if e.died:
+            raise UserError(f"{e} The snapshots in {box[0]} are intact: continue with --resume latest.") from None
+        raise
     return Path(box[0])

@@ -5,6 +5,7 @@ loss object that accumulates gradients for one phase, EMA pairs and an optional 
 does the rest: data, distributed gradient reduction, EMA, ADA updates, ticks, logging, snapshots, resume, signals.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +24,23 @@ import numpy as np
 import torch
 import tqdm
 
+from dnnlib.errors import UserError
 from torch_utils import distributed
 from torch_utils.training_stats import Stats
 from training import checkpoint
 
 SNAPSHOT_GLOB = "network-snapshot-*.pt"
+SIGNAL_REPEAT_S = 2.0  # a second stop signal within this time is the same request delivered twice
+
+
+# A snapshot could not be written (disk full, permission denied); the earlier ones are untouched.
+class SnapshotWriteError(UserError):
+    pass
+
+
+# A loss term became NaN or Inf; the message names it and suggests what to change.
+class TrainingDiverged(UserError, FloatingPointError):
+    pass
 
 
 # One optimisation phase: which parameters it updates, with which optimizer, every how many steps.
@@ -134,16 +148,38 @@ def _snapshot_nimg(path: Path) -> int:
     return int(kimg) * 1000 + int(rest or 0)
 
 
+# Snapshots of a run directory, newest (most images seen) first.
+def snapshots(run_dir: str | os.PathLike) -> list[Path]:
+    snaps = [p for p in Path(run_dir).glob(SNAPSHOT_GLOB) if p.name.count("-") in (2, 3)]
+    return sorted(snaps, key=_snapshot_nimg, reverse=True)
+
+
 # Newest snapshot (most images seen) in a run directory, or None.
 def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    snaps = [p for p in Path(run_dir).glob(SNAPSHOT_GLOB) if p.name.count("-") in (2, 3)]
-    return max(snaps, key=_snapshot_nimg) if snaps else None
+    snaps = snapshots(run_dir)
+    return snaps[0] if snaps else None
+
+
+# Why training cannot resume from `path` (None if it can): the file must load (format, CRC of every tensor) and
+# hold a training state with its counters and optimizer states.
+def snapshot_problem(path: str | os.PathLike) -> str | None:
+    try:
+        state = checkpoint.load_training_state(path)
+    except (OSError, ValueError) as e:
+        return str(e)
+    if state is None:
+        return f"'{path}' holds no training state (use --init to start from its weights only)"
+    missing = [k for k in ("cur_nimg", "cur_tick", "batch_idx", "optimizers") if k not in state]
+    if missing:
+        return f"the training state in '{path}' lacks {', '.join(missing)}"
+    return None
 
 
 # Collects SIGINT/SIGTERM so the loop can write a snapshot and stop cleanly at the end of the step.
 class _StopRequest:
     def __init__(self):
         self.requested = False
+        self._first = 0.0
         self._previous = {}
 
     def __enter__(self):
@@ -153,9 +189,11 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.requested and time.monotonic() - self._first < SIGNAL_REPEAT_S:
+            return  # e.g. SIGTERM sent to every process of a job and also passed on by the --gpus launcher
         if self.requested:  # second signal: stop now
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self._first = True, time.monotonic()
         print(f"\nReceived signal {signum}: writing a snapshot and stopping after this step "
               "(send again to stop at once).", flush=True)
 
@@ -223,8 +261,11 @@ def _update_ema(ema: torch.nn.Module, source: torch.nn.Module, beta: float) -> N
 def _write_image(path: Path, image: np.ndarray) -> None:
     import PIL.Image
     tmp = path.with_name(path.name + ".tmp")
-    PIL.Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        PIL.Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # The training loop (StyleGAN2-ADA's loop structure, written once for every stage).
@@ -264,27 +305,21 @@ def training_loop(
     np.random.seed(seed * world + rank)
     torch.manual_seed(seed * world + rank)
 
-    from training.dataset import open_dataset
-    dataset = open_dataset(**data_kwargs)
-    stats = Stats(device)
-    stage = build_stage(device=device, stats=stats, dataset=dataset, **stage_kwargs)
+    # Every rank opens the data and builds the stage; a failure on one rank stops all of them (reported once).
+    dataset, stats, stage, state = distributed.agree(_setup, build_stage, stage_kwargs, data_kwargs, device, init,
+                                                     resume)
     if batch_gpu % stage.batch_group:
         raise ValueError(f"--batch-gpu={batch_gpu} must be a multiple of the {stage.batch_group} videos per content "
                          f"drawn together (data.videos_per_content)")
-
-    state = dict(cur_nimg=0, cur_tick=0, batch_idx=0)
-    if init is not None:
-        _load_weights(stage, init, rank)
-    if resume is not None:
-        state = _load_training_state(stage, resume, rank, world)
     for net in stage.networks.values():
         distributed.broadcast_module(net)
         net.requires_grad_(False)
 
     tee = _Tee(run_dir / "log.txt" if rank == 0 else None)
     with tee, _StopRequest() as stop, _Logger(run_dir if rank == 0 else None) as logger:
-        distributed.print0(f"Dataset: {dataset.name}, {len(dataset)} items, resolution {dataset.resolution}, "
-                           f"{getattr(dataset, 'num_videos', '?')} videos")
+        skipped = f" ({dataset.num_skipped} skipped)" if getattr(dataset, "num_skipped", 0) else ""
+        distributed.print0(f"Dataset: {dataset.name}, {getattr(dataset, 'num_videos', '?')} videos used{skipped}, "
+                           f"{len(dataset)} items, resolution {dataset.resolution}")
         distributed.print0(f"Batch {batch_size} = {batch_gpu} per round x {rounds} rounds x {world} processes; "
                            f"device {device}; training until {total_kimg} kimg")
         if resume:
@@ -292,9 +327,33 @@ def training_loop(
         # The resumed run draws new data, not a replay of the samples before the snapshot.
         batches = _infinite_batches(dataset, batch_gpu, seed + state["batch_idx"], num_workers, device,
                                     stage.batch_group)
-        result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
-                      total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
+        try:
+            result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
+                          total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
+        except RuntimeError as e:
+            if not distributed.is_collective_failure(e):
+                raise
+            raise distributed.peer_failed(e) from e
     return result
+
+
+# Dataset, stats, stage and start state of this rank (a dataset's warnings are shown by rank 0 only).
+def _setup(build_stage: Callable, stage_kwargs: dict, data_kwargs: dict, device: torch.device, init: str | None,
+           resume: str | None) -> tuple:
+    from training.dataset import open_dataset
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    with warnings.catch_warnings() if rank != 0 else contextlib.nullcontext():
+        if rank != 0:
+            warnings.simplefilter("ignore")
+        dataset = open_dataset(**data_kwargs)
+    stats = Stats(device)
+    stage = build_stage(device=device, stats=stats, dataset=dataset, **stage_kwargs)
+    state = dict(cur_nimg=0, cur_tick=0, batch_idx=0)
+    if init is not None:
+        _load_weights(stage, init, rank)
+    if resume is not None:
+        state = _load_training_state(stage, resume, rank, world)
+    return dataset, stats, stage, state
 
 
 def _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds, total_kimg,
@@ -405,7 +464,7 @@ def _check_finite(terms: dict[str, torch.Tensor], phase_name: str) -> None:
     values = torch.stack([t.detach().float().mean() for t in terms.values()])
     if not bool(torch.isfinite(values).all()):
         bad = [name for name, v in zip(terms, values.tolist()) if not np.isfinite(v)]
-        raise FloatingPointError(f"Non-finite loss {', '.join(repr(b) for b in bad)} in phase '{phase_name}'. "
+        raise TrainingDiverged(f"Non-finite loss {', '.join(repr(b) for b in bad)} in phase '{phase_name}'. "
                                  "Try a lower learning rate, --fp32, or a smaller gamma.")
 
 
@@ -491,12 +550,28 @@ def _save_snapshot(stage: Stage, state: dict, run_dir: Path) -> Path:
             augment=stage.augment.state_dict() if stage.augment is not None else None,
             rng=rng_states, world_size=distributed.get_world_size(),
         )
-        checkpoint.save_checkpoint(path, stage.networks, training_state=training_state,
-                                   metadata=dict(kimg=state["cur_nimg"] / 1000, time=time.time()))
+        try:
+            checkpoint.save_checkpoint(path, stage.networks, training_state=training_state,
+                                       metadata=dict(kimg=state["cur_nimg"] / 1000, time=time.time()))
+        except (OSError, RuntimeError) as e:
+            cause = _os_error_in(e)
+            if cause is None:
+                raise
+            raise SnapshotWriteError(f"Could not write the snapshot {path} ({cause.strerror or cause}). The earlier "
+                                     f"snapshots in {run_dir} are intact: free disk space or fix the permissions, "
+                                     "then continue with --resume latest") from e
         print(f"Saved snapshot {path}", flush=True)
     if distributed.get_world_size() > 1:
         torch.distributed.barrier()  # the snapshot exists for every rank from here on
     return path
+
+
+# The OSError behind an exception (torch.save turns a failed write into a RuntimeError whose context is the
+# OSError), or None.
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _load_weights(stage: Stage, path: str, rank: int) -> None:
@@ -527,8 +602,12 @@ def _load_training_state(stage: Stage, path: str, rank: int, world: int) -> dict
         try:
             net.load_state_dict(loaded[name].state_dict())
         except RuntimeError as e:
-            raise ValueError(f"--resume {path}: network '{name}' does not match the one built from these "
-                             f"options ({str(e).splitlines()[0]})") from None
+            detail = " ".join(str(e).split())
+            raise ValueError(f"--resume {path}: network '{name}' does not match the one built from these options; "
+                             f"resume with the options of the run that wrote it ({detail[:300]})") from None
+    ts = checkpoint.load_training_state(path)
+    if ts is None:
+        raise ValueError(f"--resume {path}: the file holds no training state (use --init for weights only)")
     for phase in stage.phases:
         if phase.name in ts["optimizers"]:
             phase.optimizer.load_state_dict(ts["optimizers"][phase.name])

@@ -117,13 +117,44 @@ def test_clip_times_large_max_dist_and_fractional():
 
 def test_clip_dataset_skips_short_videos_and_errors_when_none_fit(tmp_path):
     root = _make_videos(tmp_path / "d", [20, 40])
-    with pytest.warns(UserWarning, match="skipped 1 of 2 videos shorter than 32"):
+    with pytest.warns(UserWarning, match="1 of 2 videos skipped: 1 shorter than 32 frames"):
         ds = VideoClipDataset(root, max_num_frames=32)
     assert {ds.locate(i)[0] for i in range(50)} == {1}
-    with pytest.raises(DatasetError, match="no video is long enough.*all 2 videos are shorter"):
+    with pytest.raises(DatasetError, match="no usable video, all 2 skipped: 2 shorter than 128"):
         VideoClipDataset(root, max_num_frames=128)
-    with pytest.raises(DatasetError, match="no video is long enough"):
+    with pytest.raises(DatasetError, match="no usable video"):
         ConsecutiveClipDataset(root, num_frames=16, stride=4)
+
+
+def test_empty_folders_and_short_videos_are_counted_and_named(tmp_path):
+    root = _make_videos(tmp_path / "d", [20, 40, 40])
+    for name in ("empty_a", "nested/empty_b", ".hidden"):
+        (root / name).mkdir(parents=True)
+    with pytest.warns(UserWarning) as record:
+        ds = VideoClipDataset(root, max_num_frames=32)
+    message, = [str(w.message) for w in record]
+    assert message == ("d: 3 of 5 videos skipped: 2 empty folder(s) without frames (empty_a, nested/empty_b); "
+                       "1 shorter than 32 frames (clips of window max_num_frames=32, max_dist=32): vid000 (20)")
+    assert (ds.num_videos, ds.num_skipped) == (2, 3)
+    with pytest.warns(UserWarning, match="2 of 5 videos skipped: 2 empty folder"):
+        assert VideoFrameDataset(root).num_videos == 3
+    with zipfile.ZipFile(tmp_path / "e.zip", "w") as z:
+        z.writestr("vid/00000.png", (root / "vid001" / "00000.png").read_bytes())
+        z.writestr("blank/", b"")
+    with pytest.warns(UserWarning, match="1 of 2 videos skipped: 1 empty folder.*blank"):
+        VideoFrameDataset(tmp_path / "e.zip")
+
+
+def test_shortest_clip_video_follows_max_dist(tmp_path):
+    # 4-frame clips need a spacing d >= 2 from total_dists: with min_video_len=1 a 3-frame video (d=2) fits, a
+    # 2-frame one does not; max_dist=1 admits no spacing at all.
+    root = _make_videos(tmp_path / "d", [2, 3])
+    with pytest.warns(UserWarning, match="1 of 2 videos skipped: 1 shorter than 3 frames"):
+        ds = VideoClipDataset(root, max_num_frames=32, min_video_len=1)
+    v, ks, times, _ = ds.locate(0)
+    assert v == 1 and list(times) == [0, 0, 1, 2] and list(ks) == [0, 0, 1, 2]
+    with pytest.raises(ValueError, match="No clip of 4 frames fits max_dist=1"):
+        VideoClipDataset(root, max_num_frames=32, max_dist=1)
 
 
 def test_consecutive_clips(tmp_path):
@@ -244,6 +275,19 @@ def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(DatasetError, match=r"vid000.00003\.png: frame size 6x6 differs from the first frame"):
         VideoFrameDataset(root, resolution=4, class_aware=False)[3]
 
+
+
+# A subset (videos=, e.g. a held-out split) has the resolution of the whole dataset's first file, so a video of
+# another size is an error in the subset too instead of a subset of another resolution.
+def test_video_subset_has_the_resolution_of_the_dataset(tmp_path):
+    root = _make_videos(tmp_path / "d", [3, 3], size=(8, 8))
+    for k in range(3):
+        PIL.Image.fromarray(_coded_frame(1, k, size=(6, 6))).save(root / "vid001" / f"{k:05d}.png")
+    held_out = VideoFrameDataset(root, class_aware=False, videos=[1])
+    assert held_out.resolution == 8 and VideoFrameDataset(root, videos=[0]).resolution == 8
+    with pytest.raises(DatasetError, match=r"vid001.00000\.png: image is 6x6, the dataset is 8x8"):
+        held_out[0]
+    assert _decode(VideoFrameDataset(root, resolution=6, class_aware=False, videos=[1])[2][0]) == (1, 2)
 
 def test_zip_and_folder_give_identical_samples(tmp_path):
     root = _make_videos(tmp_path / "d", [40, 36, 50], size=(6, 6))
