@@ -34,6 +34,33 @@ class _FakeClips(_FakeDataset):
         return frames, torch.tensor([0.0, 3.0, 5.0, 7.0]).numpy()
 
 
+# The stage-3 stage of `config` (a configs/*.yaml path) through the real stage builder, over a stage-2 snapshot of
+# random weights (G of StyleGAN2 preset `g_cfg`, a WEncoder with `backbone_kwargs`), ADA bgc at p = 0.2, and one
+# batch of `batch` zero clips of 4 frames for it.
+def build_stage(config: str, g_cfg: str, backbone_kwargs: dict, batch: int, device: torch.device):
+    cfg = yaml.safe_load(Path(config).read_text())
+    spec = stylegan2_preset(g_cfg)
+    torch.manual_seed(0)
+    G = Generator(**spec.G_kwargs).eval()
+    encoder = WEncoder(w_dim=G.w_dim, num_ws=G.num_ws, backbone_kwargs=backbone_kwargs).eval()
+    resolution = G.img_resolution
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stage2.pt"
+        save_checkpoint(path, dict(G=G, encoder=encoder))
+        epilogue = cfg["discriminator"].get("epilogue_kwargs", {})
+        D_kwargs = dict(cfg["discriminator"], epilogue_kwargs=dict(
+            epilogue, mbstd_group_size=min(batch, epilogue.get("mbstd_group_size", 8))))
+        stage = build_styleinv_stage(
+            device=device, stats=Stats(device), dataset=_FakeClips(resolution), checkpoint_path=str(path),
+            motion_kwargs=cfg["motion"], fuse_kwargs=cfg["fuse"], D_kwargs=D_kwargs,
+            loss_kwargs=dict(cfg["loss"], max_dist=cfg["data"]["max_dist"]), augment_kwargs=dict(preset="bgc", p=0.2),
+            grid_videos=1, grid_frames=2)
+    for net in stage.networks.values():
+        net.requires_grad_(False)
+    clips = torch.zeros([batch, 4, 3, resolution, resolution], dtype=torch.uint8, device=device)
+    return stage, [clips, torch.tensor([[0.0, 3.0, 5.0, 7.0]] * batch, device=device)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -44,25 +71,8 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    cfg = yaml.safe_load(Path(args.config).read_text())
-    spec = stylegan2_preset("paper256", resolution=256)
-    torch.manual_seed(0)
-    G = Generator(**spec.G_kwargs).eval()
-    encoder = WEncoder(w_dim=G.w_dim, num_ws=G.num_ws, backbone_kwargs=dict(num_layers=50)).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "stage2.pt"
-        save_checkpoint(path, dict(G=G, encoder=encoder))
-        D_kwargs = dict(cfg["discriminator"], epilogue_kwargs=dict(mbstd_group_size=min(args.batch, 8),
-                                                                   mbstd_num_channels=1))
-        stage = build_styleinv_stage(
-            device=device, stats=Stats(device), dataset=_FakeClips(256), checkpoint_path=str(path),
-            motion_kwargs=cfg["motion"], fuse_kwargs=cfg["fuse"], D_kwargs=D_kwargs,
-            loss_kwargs=dict(cfg["loss"], max_dist=cfg["data"]["max_dist"]), augment_kwargs=dict(preset="bgc", p=0.2),
-            grid_videos=1, grid_frames=2)
-    for net in stage.networks.values():
-        net.requires_grad_(False)
-    batch = [torch.zeros([args.batch, 4, 3, 256, 256], dtype=torch.uint8, device=device),
-             torch.tensor([[0.0, 3.0, 5.0, 7.0]] * args.batch, device=device)]
+    stage, batch = build_stage(args.config, "paper256", dict(num_layers=50), args.batch, device)
+    G = stage.networks["G"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = step_seconds(stage, batch, device, args.iters)

@@ -39,6 +39,24 @@ def peak_memory_gb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+# The stage-1 stage at preset `cfg` through the real stage builder (random weights, ADA bgc at p = 0.2) and one
+# batch of random uint8 images for it.
+def build_stage(cfg: str, resolution: int, batch: int, device: torch.device, fp32: bool = False):
+    spec = stylegan2_preset(cfg, resolution=resolution)
+    if fp32:
+        for kw in (spec.G_kwargs.synthesis_kwargs, spec.D_kwargs):
+            kw.update(num_fp16_res=0, conv_clamp=None)
+    spec.D_kwargs.epilogue_kwargs["mbstd_group_size"] = min(batch, spec.mbstd_group)
+    stage = build_stylegan_stage(device=device, stats=Stats(device), dataset=_FakeDataset(resolution),
+                                 G_kwargs=spec.G_kwargs, D_kwargs=spec.D_kwargs, G_opt_kwargs=spec.G_opt_kwargs,
+                                 D_opt_kwargs=spec.D_opt_kwargs, loss_kwargs=spec.loss_kwargs,
+                                 augment_kwargs=dict(preset="bgc", p=0.2, adaptive=True), grid_size=(2, 1))
+    for net in stage.networks.values():
+        net.requires_grad_(False)
+    images = torch.randint(0, 256, [batch, 3, resolution, resolution], dtype=torch.uint8, device=device)
+    return stage, [images, torch.zeros([batch, 0], device=device)]
+
+
 # Average seconds of one loop iteration: every phase weighted by 1/interval.
 def step_seconds(stage, batch, device, iters: int) -> dict[str, float]:
     times = {}
@@ -66,19 +84,7 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    spec = stylegan2_preset(args.cfg, resolution=args.resolution)
-    if args.fp32:
-        for kw in (spec.G_kwargs.synthesis_kwargs, spec.D_kwargs):
-            kw.update(num_fp16_res=0, conv_clamp=None)
-    spec.D_kwargs.epilogue_kwargs["mbstd_group_size"] = min(args.batch, spec.mbstd_group)
-    stage = build_stylegan_stage(device=device, stats=Stats(device), dataset=_FakeDataset(args.resolution),
-                                 G_kwargs=spec.G_kwargs, D_kwargs=spec.D_kwargs, G_opt_kwargs=spec.G_opt_kwargs,
-                                 D_opt_kwargs=spec.D_opt_kwargs, loss_kwargs=spec.loss_kwargs,
-                                 augment_kwargs=dict(preset="bgc", p=0.2, adaptive=True), grid_size=(2, 1))
-    for net in stage.networks.values():
-        net.requires_grad_(False)
-    batch = [torch.randint(0, 256, [args.batch, 3, args.resolution, args.resolution], dtype=torch.uint8,
-                           device=device), torch.zeros([args.batch, 0], device=device)]
+    stage, batch = build_stage(args.cfg, args.resolution, args.batch, device, args.fp32)
     times = step_seconds(stage, batch, device, args.iters)
     total = sum(times.values())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
