@@ -91,6 +91,7 @@ def encoder_stage(device: torch.device, checkpoint: str | Path, resolution: int,
 def styleinv_stage(device: torch.device, checkpoint: str | Path, config: str | Path, resolution: int,
                    max_dist: int | None = None):
     cfg = yaml.safe_load(Path(config).read_text())
+    cfg["data"].pop("videos_per_content", None)  # the blank clips have no contents to group (it costs nothing)
     if max_dist is not None:
         window = max(cfg["data"]["max_num_frames"], max_dist + 1)
         cfg["data"].update(max_dist=max_dist, max_num_frames=window)

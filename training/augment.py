@@ -9,8 +9,8 @@ same transform is applied to every frame of the sample (SPEC 3.5, 4.4). Stages, 
   image-space filtering: per-sample gains of 4 frequency bands (separable zero-phase filter bank).
   additive Gaussian noise (one noise image per sample, shared by its frames) and cutout (one square per sample).
 Every transform is gated by probability p * (its multiplier). Samples whose transform is the identity pass through
-unchanged. Everything is plain differentiable torch (grid_sample and conv2d have native double backward), so the
-R1 penalty can differentiate through the pipe.
+unchanged. Everything is differentiable to second order (grid_sample natively, the filters through
+`depthwise_conv2d`), so the R1 penalty can differentiate through the pipe.
 """
 
 import math
@@ -18,6 +18,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from torch_utils.ops.depthwise_conv import depthwise_conv2d
 
 # Named presets (ADA's `--augpipe`): transform-probability multipliers.
 _BLIT = dict(xflip=1, rotate90=1, xint=1)
@@ -90,11 +92,11 @@ def _sep_conv(x: torch.Tensor, f: torch.Tensor, stride: int = 1) -> torch.Tensor
     n, c, h, w = x.shape
     if f.ndim == 1:
         fw = f.reshape(1, 1, 1, -1).expand(c, 1, 1, -1)
-        x = F.conv2d(x, fw, stride=(1, stride), groups=c)
-        return F.conv2d(x, fw.transpose(2, 3), stride=(stride, 1), groups=c)
+        x = depthwise_conv2d(x, fw, stride=(1, stride))
+        return depthwise_conv2d(x, fw.transpose(2, 3), stride=(stride, 1))
     fw = f.reshape(n * c, 1, 1, -1)
-    x = F.conv2d(x.reshape(1, n * c, h, w), fw, groups=n * c)
-    x = F.conv2d(x, fw.transpose(2, 3), groups=n * c)
+    x = depthwise_conv2d(x.reshape(1, n * c, h, w), fw)
+    x = depthwise_conv2d(x, fw.transpose(2, 3))
     return x.reshape(n, c, x.shape[2], x.shape[3])
 
 

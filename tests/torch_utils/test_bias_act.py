@@ -125,6 +125,47 @@ def test_reference_gradcheck_and_gradgradcheck(act):
     assert torch.autograd.gradgradcheck(fn, (x, b))
 
 
+# With autograd, linear/relu/lrelu take `_BiasActPiecewiseLinear`: its values, first- and second-order gradients must
+# match the plain-op reference, including where the clamp saturates (float64, both memory layouts).
+@pytest.mark.parametrize("act", ["linear", "relu", "lrelu"])
+def test_piecewise_linear_path_matches_reference_to_second_order(act):
+    torch.manual_seed(0)
+    base = torch.randn(2, 3, 4, 5, dtype=torch.float64) * 3
+    for dim, with_bias, gain, clamp, channels_last in itertools.product([1, -1], [False, True], [None, 0.7],
+                                                                        [None, 1.5], [False, True]):
+        label = f"dim={dim} bias={with_bias} gain={gain} clamp={clamp} channels_last={channels_last}"
+        x = (base.contiguous(memory_format=torch.channels_last) if channels_last else base.clone()).requires_grad_()
+        b = torch.randn(x.shape[dim], dtype=torch.float64, requires_grad=True) if with_bias else None
+        inputs = [x] + ([b] if with_bias else [])
+        cfg = ba._check_args(x, b, dim, act, None, gain, clamp)
+        y, yr = ba.bias_act(x, b, dim=dim, act=act, gain=gain, clamp=clamp), ba._bias_act_ref(x, b, cfg)
+        if with_bias or gain is not None or clamp is not None or act != "linear":
+            assert type(y.grad_fn).__name__ == "_BiasActPiecewiseLinearBackward", label
+        assert torch.equal(y, yr) and y.stride() == yr.stride(), label
+        if clamp is not None:
+            assert (yr.abs() == clamp).any(), label  # some values saturate
+        dy = torch.randn_like(y).requires_grad_()
+        grads = torch.autograd.grad(y, inputs, dy, create_graph=True)
+        grads_ref = torch.autograd.grad(yr, inputs, dy, create_graph=True)
+        for g, gr in zip(grads, grads_ref):
+            torch.testing.assert_close(g, gr, rtol=1e-12, atol=1e-12, msg=label)
+        # Second order, as R1 takes it: d/d(dy, x, b) of a function of the first-order gradients.
+        second = sum((g.square() * (i + 1)).sum() for i, g in enumerate(grads))
+        second_ref = sum((g.square() * (i + 1)).sum() for i, g in enumerate(grads_ref))
+        for g, gr in zip(torch.autograd.grad(second, [dy] + inputs, allow_unused=True, materialize_grads=True),
+                         torch.autograd.grad(second_ref, [dy] + inputs, allow_unused=True, materialize_grads=True)):
+            torch.testing.assert_close(g, gr, rtol=1e-12, atol=1e-12, msg=label)
+
+
+# Saturated outputs pass no gradient; lrelu's negative side passes alpha * gain (values written out).
+def test_piecewise_linear_gradient_values():
+    x = torch.tensor([-2.0, -0.5, 0.5, 3.0], requires_grad=True)
+    y = ba.bias_act(x, None, dim=0, act="lrelu", alpha=0.25, gain=2.0, clamp=4.0)
+    torch.testing.assert_close(y.detach(), torch.tensor([-1.0, -0.25, 1.0, 4.0]))
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, torch.tensor([0.5, 0.5, 2.0, 0.0]))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"act": "gelu"}, "unknown act"),
     ({"b": torch.zeros(4)}, "length"),

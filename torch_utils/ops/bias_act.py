@@ -19,7 +19,9 @@ kernel in bias_act.cu (one fused pass forward; one pass per gradient order), use
 (see cuda_build.py, `STYLEINV_OPS`). Both give first- and second-order gradients (R1 / path-length regularisation);
 the CUDA path raises on a third-order gradient. When no gradient is needed (grad mode off, or neither x nor b
 requires grad), the reference path runs in place after its first op, or from the start with inplace=True
-(`_bias_act_inplace`): same values, fewer full-size temporaries.
+(`_bias_act_inplace`): same values, fewer full-size temporaries. With a gradient, the piecewise-linear activations
+(linear, relu, lrelu) take `_BiasActPiecewiseLinear` instead: the same values, fewer passes and saved tensors,
+gradients of every order.
 """
 
 import math
@@ -87,6 +89,8 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         return _BiasActCuda.apply(x, b, cfg)
     if not torch.is_grad_enabled() or not (x.requires_grad or (b is not None and b.requires_grad)):
         return _bias_act_inplace(x, b, cfg, overwrite=inplace)
+    if not cfg.act.curved and cfg.gain > 0 and cfg.alpha >= 0 and (b is not None or cfg.gain != 1 or _masked(cfg)):
+        return _BiasActPiecewiseLinear.apply(x, b, cfg)
     return _bias_act_ref(x, b, cfg)
 
 
@@ -120,6 +124,64 @@ def _bias_act_inplace(x: torch.Tensor, b: torch.Tensor | None, cfg: _Config, ove
     if cfg.clamp >= 0:
         y = x.clamp(-cfg.clamp, cfg.clamp) if y is None else y.clamp_(-cfg.clamp, cfg.clamp)
     return x if y is None else y
+
+
+# Autograd path for linear, relu and lrelu (with gain > 0 and alpha >= 0) off the CUDA kernel: the forward pass is
+# `_bias_act_inplace` (one new tensor instead of one per op) and saves only its output y, from which the gradient
+# follows: y > 0 exactly where x + b > 0, and |y| < clamp where the clamp passes the gradient (y = +-clamp where it
+# saturates; an unclamped value exactly at the clamp, which the reference passes, is blocked). Three passes
+# backward instead of the reference's six; the gradient is linear in dy with a mask fixed by y, so every higher
+# order is the same mask again (R1 and path-length regularisation).
+class _BiasActPiecewiseLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, cfg):
+        y = _bias_act_inplace(x, b, cfg)
+        ctx.cfg = cfg
+        ctx.save_for_backward(y if _masked(cfg) else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        cfg = ctx.cfg
+        if _masked(cfg):
+            dx = _PiecewiseLinearGrad.apply(dy, y, cfg)
+        else:
+            dx = dy * cfg.gain if cfg.gain != 1 else dy
+        db = _reduce_to_bias(dx, cfg.dim) if ctx.needs_input_grad[1] else None
+        return dx, db, None
+
+
+# dx = mask(y) * dy for `_BiasActPiecewiseLinear`, as a function of dy alone (its derivative in y is zero almost
+# everywhere), so that it can itself be differentiated.
+class _PiecewiseLinearGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dy, y, cfg):
+        ctx.cfg = cfg
+        ctx.save_for_backward(y)
+        return _piecewise_linear_grad(dy, y, cfg)
+
+    @staticmethod
+    def backward(ctx, ddx):
+        (y,) = ctx.saved_tensors
+        return _PiecewiseLinearGrad.apply(ddx, y, ctx.cfg), None, None
+
+
+# Whether the gradient of a piecewise-linear bias_act depends on y (an activation with a kink, or a clamp).
+def _masked(cfg: _Config) -> bool:
+    return cfg.act.code != ACTIVATIONS["linear"].code or cfg.clamp >= 0
+
+
+# gain * act'(x + b) * [|y| < clamp] * dy, read off the output y (for a `_masked` configuration).
+def _piecewise_linear_grad(dy: torch.Tensor, y: torch.Tensor, cfg: _Config) -> torch.Tensor:
+    dx = dy * cfg.gain if cfg.gain != 1 else dy
+    if cfg.clamp >= 0:
+        dx = torch.ops.aten.hardtanh_backward(dx, y, -cfg.clamp, cfg.clamp)
+    if cfg.act.code == ACTIVATIONS["relu"].code:
+        dx = torch.ops.aten.threshold_backward(dx, y, 0)
+    elif cfg.act.code == ACTIVATIONS["lrelu"].code:
+        dx = torch.ops.aten.leaky_relu_backward(dx, y, cfg.alpha, True)
+    return dx
 
 
 # Validate the arguments and fill in the per-activation defaults.

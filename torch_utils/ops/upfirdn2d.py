@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cuda_build
+from .depthwise_conv import depthwise_conv2d
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 EXTENSION_NAME = "styleinv_upfirdn2d"
@@ -110,7 +111,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, 
 
 # Reference path: zero insertion by reshape + pad, then padding/cropping, a depthwise conv2d and decimation.
 # Symmetric non-negative padding goes to conv2d's own `padding` and decimation to its `stride` (no padded copy,
-# no discarded outputs); other padding is applied by F.pad (positive) and slicing (negative) first.
+# no discarded outputs); other padding is applied by F.pad (positive) and slicing (negative) first. The conv is
+# `depthwise_conv2d`, whose higher-order gradients skip the constant filter's.
 def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain) -> torch.Tensor:
     n, c, h, w = x.shape
     (up_x, up_y), (down_x, down_y), (x0, x1, y0, y1) = up, down, padding
@@ -129,12 +131,9 @@ def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain) -> torch.Tensor:
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))  # conv2d correlates; flipping makes it a true convolution
     if f.ndim == 2:
-        return F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), stride=[down_y, down_x], padding=[pad_y, pad_x],
-                        groups=c)
-    x = F.conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), stride=[1, down_x], padding=[0, pad_x],
-                 groups=c)  # along x
-    return F.conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), stride=[down_y, 1], padding=[pad_y, 0],
-                    groups=c)  # along y
+        return depthwise_conv2d(x, f[None, None].repeat(c, 1, 1, 1), [down_y, down_x], [pad_y, pad_x])
+    x = depthwise_conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), [1, down_x], [0, pad_x])  # along x
+    return depthwise_conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), [down_y, 1], [pad_y, 0])  # along y
 
 
 # The compiled kernel, or None to use the reference path.
