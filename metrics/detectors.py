@@ -553,6 +553,9 @@ def find_detector_file(name: str, path: str | os.PathLike | None = None) -> Path
             hits = sorted(d.glob(f"*_{entry['file']}")) if d.is_dir() else []
             if hits:
                 return hits[0]
+        for d in _cdfvd_dirs(name):
+            if (d / entry["file"]).is_file():
+                return d / entry["file"]
     also = ", ".join([f"{d}/*_<file>" for d in _dnnlib_download_dirs()] + [str(d) for d in _cdfvd_dirs(name)])
     raise FileNotFoundError(f"No weight file for detector '{name}' (searched also {also}). " + " ".join(messages))
 

@@ -152,7 +152,8 @@ def test_bad_dataset_in_every_command(sprites_dir, sprites32_dir, stage1_checkpo
         from metrics.detectors import random_detector_state_dict
         torch.save(random_detector_state_dict("i3d", seed=1), detectors / "i3d_torchscript.pt")
         args = ["--fake-data", str(sprites_dir), "--metrics", "fvd3_9f", "--detector-dir", str(detectors), "--device",
-                "cpu", "--no-progress", "--i3d-preprocess", "none", "--cache-dir", str(tmp_path / "cache")]
+                "cpu", "--no-progress", "--i3d-preprocess", "none", "--cache-dir", str(tmp_path / "cache"),
+                "--protocol", "stylegan-v"]  # its real clips are the first videos in order, so the broken one is read
     args += ["--data", str(data), "--run-dir" if command == "calc_metrics.py" else "--outdir", str(runs),
              "--workers", "0"]
     line = _error_line(_cli(command, args))
