@@ -202,9 +202,11 @@ def main(data, outdir, profile):
         "--lpips-weight", "0", "--id-weight", "0", "--kimg", str(p["encoder_kimg"]),
         "--tick", str(p["encoder_tick"]), *common], logs)
     stage2 = _newest_snapshot(runs, "encoder")
+    # configs/small.yaml groups the synthetic data's 4 videos per content; your own videos are not grouped.
     times["stage 3"] = _run("Stage 3: StyleInV motion generator", [
         "train_styleinv.py", "--cfg", f"configs/{p['styleinv_cfg']}.yaml", "--data", str(data), "--checkpoint",
-        str(stage2), "--kimg", str(p["styleinv_kimg"]), "--tick", str(p["styleinv_tick"]), *common], logs)
+        str(stage2), "--kimg", str(p["styleinv_kimg"]), "--tick", str(p["styleinv_tick"]), *common,
+        *([] if synthetic or p["styleinv_cfg"] != "small" else ["--data.videos_per_content=1"])], logs)
     stage3 = _newest_snapshot(runs, "styleinv")
     n, frames = p["gen_videos"], p["gen_frames"]
     seeds = f"0-{n - 1}"
