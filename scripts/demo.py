@@ -31,7 +31,7 @@ from dnnlib.errors import clean_errors  # noqa: E402
 # docs/PERFORMANCE.md, "The demo", has the runs behind these choices.
 DATA = dict(shapes="disc", motion="straight", videos_per_content=4, radius_range="0.16,0.22")
 PROFILES = {
-    "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=48, stylegan_tick=8,
+    "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=56, stylegan_tick=8,
                 encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=32,
                 styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=16),
     "gpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=150, stylegan_tick=10,
