@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -202,11 +203,13 @@ def main(data, outdir, profile):
         "--lpips-weight", "0", "--id-weight", "0", "--kimg", str(p["encoder_kimg"]),
         "--tick", str(p["encoder_tick"]), *common], logs)
     stage2 = _newest_snapshot(runs, "encoder")
-    # configs/small.yaml groups the synthetic data's 4 videos per content; your own videos are not grouped.
+    # A config that groups the synthetic data's videos per content (configs/small.yaml) does not group yours.
+    styleinv_cfg = ROOT / "configs" / f"{p['styleinv_cfg']}.yaml"
+    grouped = "videos_per_content" in yaml.safe_load(styleinv_cfg.read_text())["data"]
     times["stage 3"] = _run("Stage 3: StyleInV motion generator", [
-        "train_styleinv.py", "--cfg", f"configs/{p['styleinv_cfg']}.yaml", "--data", str(data), "--checkpoint",
+        "train_styleinv.py", "--cfg", str(styleinv_cfg), "--data", str(data), "--checkpoint",
         str(stage2), "--kimg", str(p["styleinv_kimg"]), "--tick", str(p["styleinv_tick"]), *common,
-        *([] if synthetic or p["styleinv_cfg"] != "small" else ["--data.videos_per_content=1"])], logs)
+        *(["--data.videos_per_content=1"] if grouped and not synthetic else [])], logs)
     stage3 = _newest_snapshot(runs, "styleinv")
     n, frames = p["gen_videos"], p["gen_frames"]
     seeds = f"0-{n - 1}"
