@@ -452,12 +452,14 @@ def _float_pair(text: str, option: str) -> tuple[float, float]:
 @click.option("--motion", default="wander", show_default=True, type=click.Choice(["wander", "straight"]),
               help="wander: slowly turning, bouncing paths; straight: from near the centre in a random direction.")
 @click.option("--videos-per-content", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Videos sharing one sprite and background, each with its own start and motion.")
+              help="Videos sharing one sprite, background and start, each with its own motion.")
+@click.option("--spread-headings", is_flag=True,
+              help="Straight motion: a content's videos leave in directions 360/k degrees apart.")
 @click.option("--radius-range", default="0.21,0.3", show_default=True, metavar="MIN,MAX",
               help="Sprite circumradius range, fractions of the frame size.")
 @clean_errors
 def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, shapes, motion, videos_per_content,
-              radius_range):
+              spread_headings, radius_range):
     """Write the moving-sprites dataset, with per-video ground truth (sprite_gt.json next to the frames)."""
     from training.sprites import write_synthetic_dataset
     try:
@@ -465,6 +467,7 @@ def synthetic(out, num_videos, num_frames, resolution, seed, as_zip, overwrite, 
                                        seed=seed, zip=as_zip, overwrite=overwrite, progress=True,
                                        shapes=tuple(s.strip() for s in shapes.split(",") if s.strip()),
                                        motion=motion, videos_per_content=videos_per_content,
+                                       spread_headings=spread_headings,
                                        radius_range=_float_pair(radius_range, "--radius-range"))
     except (FileExistsError, ValueError) as e:
         raise click.ClickException(str(e)) from e

@@ -1,7 +1,7 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (about 27 minutes); uses a GPU automatically when one exists (profile `gpu`).
+Sized for a 2-core laptop CPU (about 24 minutes); uses a GPU automatically when one exists (profile `gpu`).
 """
 
 import json
@@ -21,23 +21,24 @@ sys.path.insert(0, str(ROOT))
 from dnnlib.errors import clean_errors  # noqa: E402
 
 # Per-profile sizes: the synthetic data and the training length (kimg) of each stage. `cpu` is the README demo
-# (about 27 minutes on 2 cores, half of it stage 3: at 16 kimg of stage 3 the sprites travel but their motion noise
-# matters even less); `gpu` trains every stage longer, sized for about 10 minutes on one A100/H100 from typical
+# (about 24 minutes on 2 cores, half of it stage 3: with 32 kimg of stage 3 the sprites travel but two motion seeds
+# of one content end too close together); `gpu` trains every stage longer, sized for about 10 minutes on one A100/H100 from typical
 # small-network GPU step times (not yet measured on a GPU); `quick` is the CI smoke test of the same pipeline.
 # `auto` picks `gpu` when CUDA is present, else `cpu`.
 # The data: disc sprites only (in ~10 CPU minutes StyleGAN2 draws crisp discs but rounds off the corners of squares,
 # triangles and pluses), 16-22% of the frame in radius so that they have room to travel, leaving the centre of the
 # frame in a uniformly random direction (so motion cannot be read off the first frame), four videos per sprite
-# that share the first frame (so stage 3 can show D one content moving four ways: configs/small.yaml).
+# that share the first frame (so stage 3 can show D one content moving four ways: configs/small.yaml) and leave it
+# 90 degrees apart (so that every group of four shows D four different motions, not sometimes four alike).
 # docs/PERFORMANCE.md, "The demo", has the runs behind these choices.
-DATA = dict(shapes="disc", motion="straight", videos_per_content=4, radius_range="0.16,0.22")
+DATA = dict(shapes="disc", motion="straight", videos_per_content=4, spread_headings=True, radius_range="0.16,0.22")
 PROFILES = {
     "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=56, stylegan_tick=8,
-                encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=32,
-                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=16),
+                encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=48,
+                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=64),
     "gpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=150, stylegan_tick=10,
                 encoder="small", encoder_kimg=40, encoder_tick=10, styleinv_cfg="small", styleinv_kimg=64,
-                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=32),
+                styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=64),
     "quick": dict(videos=8, frames=40, resolution=32, stylegan_cfg="tiny", stylegan_kimg=0.1, stylegan_tick=0.05,
                   encoder="tiny", encoder_kimg=0.05, encoder_tick=0.05, styleinv_cfg="tiny", styleinv_kimg=0.05,
                   styleinv_tick=0.025, gen_videos=4, gen_frames=40, eval_videos=4),
@@ -170,7 +171,7 @@ def motion_summary(m: dict, frames: int) -> list[str]:
               help="Your own video dataset (folder of per-video frame folders) instead of synthetic sprites")
 @click.option("--outdir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default="auto", type=click.Choice(["auto", *PROFILES]), show_default=True,
-              help="Training lengths: cpu (~27 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke test); "
+              help="Training lengths: cpu (~24 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke test); "
                    "auto picks gpu when CUDA is present")
 @clean_errors
 def main(data, outdir, profile):
@@ -191,7 +192,7 @@ def main(data, outdir, profile):
             times["dataset"] = _run("Dataset: synthetic moving sprites", [
                 "scripts/dataset_tool.py", "synthetic", "--out", str(data), "--num-videos", str(p["videos"]),
                 "--num-frames", str(p["frames"]), "--resolution", str(p["resolution"]),
-                *[f"--{k.replace('_', '-')}={v}" for k, v in DATA.items()]], logs)
+                *[f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in DATA.items()]], logs)
     data = Path(data).resolve()
     common = ["--outdir", str(runs), "--workers", "1", "--snap", "1000"]
     times["stage 1"] = _run("Stage 1: StyleGAN2 on all frames", [

@@ -202,16 +202,21 @@ def sprite_ground_truth(params: dict, num_frames: int, resolution: int) -> dict:
 # Write N videos x T frames at R px (PNG) as a folder, or an uncompressed zip with zip=True (".zip" is appended to
 # out_dir when missing). Video v uses np.random.default_rng([seed, v]), so the first videos do not depend on N.
 # With videos_per_content = k > 1, videos v = k*c .. k*c + k-1 share content c and its first frame (drawn from
-# [seed, c]) and each draws its own motion from [seed, v, 1]. Returns the path written. `progress` shows a tqdm bar.
+# [seed, c]) and each draws its own motion from [seed, v, 1]. spread_headings=True (straight motion) instead turns a
+# content's k directions 360/k degrees apart from a uniformly random one: every video's direction is still uniform,
+# but a content's k videos always leave in k different ways. Returns the path written. `progress` shows a tqdm bar.
 def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128, resolution: int = 32,
                             seed: int = 0, zip: bool = False, overwrite: bool = False, progress: bool = False,
                             fps: float = 16.0, shapes: tuple[str, ...] = SHAPES, motion: str = "wander",
-                            videos_per_content: int = 1, radius_range: tuple[float, float] = (0.21, 0.3)) -> Path:
+                            videos_per_content: int = 1, radius_range: tuple[float, float] = (0.21, 0.3),
+                            spread_headings: bool = False) -> Path:
     from training.dataset import DatasetWriter
     _check_shapes(shapes)
     _check_motion(motion)
     if videos_per_content < 1:
         raise ValueError(f"videos_per_content must be >= 1, got {videos_per_content}")
+    if spread_headings and (motion != "straight" or videos_per_content < 2):
+        raise ValueError("spread_headings needs motion='straight' and videos_per_content >= 2")
     sample = dict(shapes=tuple(shapes), motion=motion, num_frames=num_frames, radius_range=tuple(radius_range))
     sample_sprite_params(np.random.default_rng(0), **sample)  # bad arguments fail before anything is written
     dest = Path(out_dir)
@@ -226,9 +231,12 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
             videos = tqdm(videos, desc="synthetic videos", unit="video")
         for v in videos:
             k = videos_per_content
-            params = sample_sprite_params(np.random.default_rng([seed, v // k]), **sample)
+            content = sample_sprite_params(np.random.default_rng([seed, v // k]), **sample)
+            params = content
             if k > 1:
-                params = resample_motion(params, np.random.default_rng([seed, v, 1]), num_frames)
+                params = resample_motion(content, np.random.default_rng([seed, v, 1]), num_frames)
+            if spread_headings:
+                params["heading"] = (content["heading"] + 2 * math.pi * (v % k) / k) % (2 * math.pi)
             name = f"video_{v:05d}"
             for t, frame in enumerate(render_sprites_video(params, num_frames, resolution)):
                 writer.add_image(f"{name}/{t:06d}.png", frame)
@@ -239,6 +247,7 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
                                              synthetic=dict(seed=seed, num_frames_per_video=num_frames,
                                                             shapes=list(shapes), motion=motion,
                                                             videos_per_content=videos_per_content,
+                                                            spread_headings=spread_headings,
                                                             radius_range=list(radius_range))))
     return dest
 

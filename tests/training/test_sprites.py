@@ -148,6 +148,28 @@ def test_videos_per_content_share_the_first_frame_but_not_the_motion(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_spread_headings_turn_a_contents_videos_apart(tmp_path):
+    path = sprites.write_synthetic_dataset(tmp_path / "spread", num_videos=8, num_frames=12, resolution=16, seed=5,
+                                           motion="straight", videos_per_content=4, spread_headings=True,
+                                           radius_range=(0.15, 0.2))
+    gts = [gt for _, gt in sorted(sprites.load_ground_truth(path).items())]
+    for c in (0, 1):
+        group = gts[4 * c:4 * c + 4]
+        assert all(gt["params"]["start"] == group[0]["params"]["start"] for gt in group)
+        # Directions of the rendered steps (not the stored parameter): 0, 90, 180, 270 degrees from the first video.
+        steps = [np.array([gt["trajectory"]["x"][1] - gt["trajectory"]["x"][0],
+                           gt["trajectory"]["y"][1] - gt["trajectory"]["y"][0]]) for gt in group]
+        turns = [math.degrees(math.atan2(steps[0][0] * s[1] - steps[0][1] * s[0], steps[0] @ s)) % 360 for s in steps]
+        assert np.allclose(turns, [0, 90, 180, 270], atol=1e-6)
+    first_directions = [math.atan2(gts[4 * c]["trajectory"]["y"][1] - gts[4 * c]["trajectory"]["y"][0],
+                                   gts[4 * c]["trajectory"]["x"][1] - gts[4 * c]["trajectory"]["x"][0]) for c in (0, 1)]
+    assert abs(first_directions[0] - first_directions[1]) > 1e-3  # each content turns from its own direction
+    with pytest.raises(ValueError, match="spread_headings"):
+        sprites.write_synthetic_dataset(tmp_path / "bad", num_videos=4, num_frames=4, motion="wander",
+                                        videos_per_content=4, spread_headings=True)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_resample_motion_keeps_content_and_start():
     for motion in sprites.MOTIONS:
         params = sprites.sample_sprite_params(np.random.default_rng([3, 1]), motion=motion, num_frames=32)
