@@ -1,7 +1,8 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (about 24 minutes); uses a GPU automatically when one exists (profile `gpu`).
+Sized for a 2-core laptop CPU (21-32 minutes, depending on the machine); uses a GPU automatically when one exists
+(profile `gpu`).
 """
 
 import json
@@ -21,9 +22,10 @@ sys.path.insert(0, str(ROOT))
 from dnnlib.errors import clean_errors  # noqa: E402
 
 # Per-profile sizes: the synthetic data and the training length (kimg) of each stage. `cpu` is the README demo
-# (about 24 minutes on 2 cores, half of it stage 3: with 32 kimg of stage 3 the sprites travel but two motion seeds
-# of one content end too close together); `gpu` trains every stage longer, sized for about 10 minutes on one A100/H100 from typical
-# small-network GPU step times (not yet measured on a GPU); `quick` is the CI smoke test of the same pipeline.
+# (21-32 minutes on 2 cores, half of it stage 3: with 32 kimg of stage 3 the sprites travel but two motion seeds
+# of one content end closer together); `gpu` trains every stage longer, sized for about 10 minutes on one
+# A100/H100 from typical small-network GPU step times (not yet measured on a GPU); `quick` is the CI smoke test of
+# the same pipeline.
 # `auto` picks `gpu` when CUDA is present, else `cpu`.
 # The data: disc sprites only (in ~10 CPU minutes StyleGAN2 draws crisp discs but rounds off the corners of squares,
 # triangles and pluses), 16-22% of the frame in radius so that they have room to travel, leaving the centre of the
@@ -171,8 +173,8 @@ def motion_summary(m: dict, frames: int) -> list[str]:
               help="Your own video dataset (folder of per-video frame folders) instead of synthetic sprites")
 @click.option("--outdir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default="auto", type=click.Choice(["auto", *PROFILES]), show_default=True,
-              help="Training lengths: cpu (~24 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke test); "
-                   "auto picks gpu when CUDA is present")
+              help="Training lengths: cpu (~21-32 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke "
+                   "test); auto picks gpu when CUDA is present")
 @clean_errors
 def main(data, outdir, profile):
     """Run the whole StyleInV pipeline on a small dataset and summarise it."""
