@@ -4,6 +4,7 @@ distributed timeout, the report files, user errors, and the arithmetic of the er
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,4 +149,7 @@ def test_cuda_branches_bookkeeping_on_cpu_tensors(tmp_path):
     assert mixed.status == "pass" and "no NaN/Inf" in mixed.detail
     generation, = gpu_check.generation(ctx)
     assert [r[0] for r in generation.table[1:]] == ["mixed", "mixed", "fp32", "fp32"]
-    assert generation.status == "pass" and "goal >= 500 on one H100 not met" in generation.detail
+    # The verdict follows the measured rate (a fast CPU can pass 500 frames/s at the tiny shapes).
+    best = float(re.search(r"best ([0-9.]+) frames/s", generation.detail).group(1))
+    verdict = "met" if best >= 500 else "not met"
+    assert generation.status == "pass" and generation.detail.endswith(f"goal >= 500 on one H100 {verdict}")
