@@ -36,7 +36,7 @@ from dnnlib.errors import clean_errors  # noqa: E402
 DATA = dict(shapes="disc", motion="straight", videos_per_content=4, spread_headings=True, radius_range="0.16,0.22")
 PROFILES = {
     "cpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=56, stylegan_tick=8,
-                encoder="small", encoder_kimg=12, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=48,
+                encoder="small", encoder_kimg=24, encoder_tick=3, styleinv_cfg="small", styleinv_kimg=48,
                 styleinv_tick=8, gen_videos=8, gen_frames=128, eval_videos=64),
     "gpu": dict(videos=128, frames=128, resolution=32, stylegan_cfg="small", stylegan_kimg=150, stylegan_tick=10,
                 encoder="small", encoder_kimg=40, encoder_tick=10, styleinv_cfg="small", styleinv_kimg=64,
