@@ -232,9 +232,7 @@ def write_synthetic_dataset(out_dir, num_videos: int = 64, num_frames: int = 128
         for v in videos:
             k = videos_per_content
             content = sample_sprite_params(np.random.default_rng([seed, v // k]), **sample)
-            params = content
-            if k > 1:
-                params = resample_motion(content, np.random.default_rng([seed, v, 1]), num_frames)
+            params = resample_motion(content, np.random.default_rng([seed, v, 1]), num_frames) if k > 1 else content
             if spread_headings:
                 params["heading"] = (content["heading"] + 2 * math.pi * (v % k) / k) % (2 * math.pi)
             name = f"video_{v:05d}"
