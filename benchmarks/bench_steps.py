@@ -5,7 +5,9 @@ random weights. Code variants run alternately in one process, phase by phase (`-
   new         this code;
   old         the code paths that the training-speed changes replaced, patched back in (see OLD_CODE);
   contiguous  this code with every block in contiguous layout whenever autograd records (the alternative to
-              channels_last that issue 16 proposed for training on CPU).
+              channels_last that issue 16 proposed for training on CPU);
+  native_conv this code with oneDNN off (torch.backends.mkldnn.enabled = False): PyTorch's own im2col + GEMM
+              convolutions on CPU.
 
 Seconds per phase call (the median over `--repeats`; wall clock and process CPU time) and each variant's time
 relative to `new`.
@@ -70,7 +72,8 @@ _NEW_FORMAT = networks_stylegan2._block_memory_format
 OLD_CODE = [(bias_act, "_BiasActPiecewiseLinear", _ReferenceBiasAct),
             (depthwise_conv, "_DepthwiseConv2d", _PlainDepthwiseConv)]
 VARIANTS = dict(new=[], old=OLD_CODE,
-                contiguous=[(networks_stylegan2, "_block_memory_format", _contiguous_when_training)])
+                contiguous=[(networks_stylegan2, "_block_memory_format", _contiguous_when_training)],
+                native_conv=[(torch.backends.mkldnn, "enabled", False)])
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from training import networks_stylegan2
 from training.networks_stylegan2 import Discriminator, Generator, MinibatchStdLayer, SynthesisLayer
 from training.presets import STYLEGAN2_PRESETS, stylegan2_preset
 
@@ -343,6 +344,33 @@ def test_forward_backward_reaches_every_parameter(c_dim):
         for name, p in net.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
             assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("fused_modconv", [False, True])
+def test_cpu_channels_last_blocks_match_contiguous(monkeypatch, fused_modconv):
+    # CPU blocks run in channels_last for speed (docs/PERFORMANCE.md); the layout must not change what is computed:
+    # images, D logits, every weight gradient of a G+D loss, and the R1 penalty's gradients (double backward).
+    def run(memory_format):
+        calls = []
+        monkeypatch.setattr(networks_stylegan2, "_block_memory_format",
+                            lambda *args: calls.append(args) or memory_format)
+        G, D = _randomize(_tiny_g()), _randomize(Discriminator(**TINY_D), seed=1)
+        z, reals = torch.randn(4, 8, generator=torch.Generator().manual_seed(2)), \
+            torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+        images = G(z, None, noise_mode="const", fused_modconv=fused_modconv)
+        fake_logits, real_logits = D(images, None), D(reals, None)
+        (r1_grads,) = torch.autograd.grad(real_logits.sum(), [reals], create_graph=True)
+        (F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean() + r1_grads.square().sum()).backward()
+        grads = {f"{tag}.{name}": p.grad for tag, net in (("G", G), ("D", D)) for name, p in net.named_parameters()}
+        assert len(calls) >= 2 * len(D.block_resolutions)  # every block of G and D asked for its layout
+        return images.detach(), fake_logits.detach(), r1_grads.detach(), grads
+
+    fast, plain = run(torch.channels_last), run(torch.contiguous_format)
+    for a, b in zip(fast[:3], plain[:3]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert fast[3].keys() == plain[3].keys()
+    for name in plain[3]:
+        torch.testing.assert_close(fast[3][name], plain[3][name], rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_inference_without_autograd_matches_autograd_bitwise():
