@@ -1,7 +1,7 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (21-32 minutes, depending on the machine); uses a GPU automatically when one exists
+Sized for a 2-core laptop CPU (27-30 minutes after setting up the environment, depending on the machine); uses a GPU automatically when one exists
 (profile `gpu`).
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from dnnlib.errors import clean_errors  # noqa: E402
 
 # Per-profile sizes: the synthetic data and the training length (kimg) of each stage. `cpu` is the README demo
-# (21-32 minutes on 2 cores, half of it stage 3: with 32 kimg of stage 3 the sprites travel but two motion seeds
+# (27-30 minutes on 2 cores, half of it stage 3: with 32 kimg of stage 3 the sprites travel but two motion seeds
 # of one content end closer together); `gpu` trains every stage longer, sized for about 10 minutes on one
 # A100/H100 from typical small-network GPU step times (not yet measured on a GPU); `quick` is the CI smoke test of
 # the same pipeline.
@@ -173,7 +173,7 @@ def motion_summary(m: dict, frames: int) -> list[str]:
               help="Your own video dataset (folder of per-video frame folders) instead of synthetic sprites")
 @click.option("--outdir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default="auto", type=click.Choice(["auto", *PROFILES]), show_default=True,
-              help="Training lengths: cpu (~21-32 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke "
+              help="Training lengths: cpu (~27-30 min on 2 cores), gpu (~10 min on one A100/H100), quick (smoke "
                    "test); auto picks gpu when CUDA is present")
 @clean_errors
 def main(data, outdir, profile):
