@@ -1,8 +1,8 @@
 """The whole StyleInV pipeline on a small dataset, end to end: synthetic moving sprites (or --data) -> stage 1
 StyleGAN2 -> stage 2 inversion encoder -> stage 3 StyleInV -> generated videos -> a short report.
 
-Sized for a 2-core laptop CPU (27-30 minutes after setting up the environment, depending on the machine); uses a GPU automatically when one exists
-(profile `gpu`).
+Sized for a 2-core laptop CPU (27-30 minutes after setting up the environment, depending on the machine); uses a
+GPU automatically when one exists (profile `gpu`).
 """
 
 import json
