@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from torch_utils import cpu_memory  # noqa: E402
 from torch_utils.training_stats import Stats  # noqa: E402
 from training.loss_stylegan2 import build_stylegan_stage  # noqa: E402
 from training.presets import stylegan2_preset  # noqa: E402
@@ -66,6 +67,7 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
+    cpu_memory.configure_for_training(device, args.resolution)  # as the training loop does
     spec = stylegan2_preset(args.cfg, resolution=args.resolution)
     if args.fp32:
         for kw in (spec.G_kwargs.synthesis_kwargs, spec.D_kwargs):

@@ -25,7 +25,7 @@ import torch
 import tqdm
 
 from dnnlib.errors import UserError
-from torch_utils import distributed
+from torch_utils import cpu_memory, distributed
 from torch_utils.training_stats import Stats
 from training import checkpoint
 
@@ -308,6 +308,7 @@ def training_loop(
     # Every rank opens the data and builds the stage; a failure on one rank stops all of them (reported once).
     dataset, stats, stage, state = distributed.agree(_setup, build_stage, stage_kwargs, data_kwargs, device, init,
                                                      resume)
+    retains_memory = cpu_memory.configure_for_training(device, dataset.resolution)
     if batch_gpu % stage.batch_group:
         raise ValueError(f"--batch-gpu={batch_gpu} must be a multiple of the {stage.batch_group} videos per content "
                          f"drawn together (data.videos_per_content)")
@@ -322,6 +323,8 @@ def training_loop(
                            f"{len(dataset)} items, resolution {dataset.resolution}")
         distributed.print0(f"Batch {batch_size} = {batch_gpu} per round x {rounds} rounds x {world} processes; "
                            f"device {device}; training until {total_kimg} kimg")
+        if retains_memory:
+            distributed.print0("CPU memory: freed blocks kept for reuse, trimmed every tick (docs/PERFORMANCE.md)")
         if resume:
             distributed.print0(f"Resumed from {resume} at {state['cur_nimg'] / 1000:.3f} kimg")
         # The resumed run draws new data, not a replay of the samples before the snapshot.
@@ -329,7 +332,8 @@ def training_loop(
                                     stage.batch_group)
         try:
             result = _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds,
-                          total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks)
+                          total_kimg, kimg_per_tick, snapshot_ticks, list(metrics), detector_dir, max_ticks,
+                          retains_memory)
         except RuntimeError as e:
             if not distributed.is_collective_failure(e):
                 raise
@@ -357,7 +361,7 @@ def _setup(build_stage: Callable, stage_kwargs: dict, data_kwargs: dict, device:
 
 
 def _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size, rounds, total_kimg,
-         kimg_per_tick, snapshot_ticks, metrics, detector_dir, max_ticks) -> dict:
+         kimg_per_tick, snapshot_ticks, metrics, detector_dir, max_ticks, retains_memory) -> dict:
     rank = distributed.get_rank()
     start_time = tick_start_time = time.time()
     tick_start_nimg = state["cur_nimg"]
@@ -409,6 +413,8 @@ def _run(stage, state, batches, stats, logger, stop, run_dir, device, batch_size
         if stage.augment is not None:
             stats.report("Progress/augment", float(stage.augment.pipe.p))
         collected = stats.collect()
+        if retains_memory:
+            cpu_memory.release_free_memory()
         if rank == 0:
             print(_status_line(collected, state, total_kimg, tick_nimg, tick_end_time - tick_start_time,
                                stage.status_keys), flush=True)
