@@ -236,13 +236,14 @@ class ModulatedEncoder(IRSEBackbone):
                              f"with T={num_frames}, got {tuple(x0.shape)} and {tuple(s.shape)}")
         stage_of_end = {end: i for i, end in enumerate(self.stage_ends)}
         first_end = self.stage_ends[0]
-        x = self.input_layer(x0)
+        layout = self.memory_format(x0)
+        x = self.input_layer(x0.contiguous(memory_format=layout))
         for idx, unit in enumerate(self.body):
             x = unit(x)
             if idx == first_end:
-                x = x.repeat_interleave(num_frames, dim=0)
+                x = x.repeat_interleave(num_frames, dim=0).contiguous(memory_format=layout)
             if idx in stage_of_end:
-                x = self.adains[stage_of_end[idx]](x, s)
+                x = self.adains[stage_of_end[idx]](x, s).contiguous(memory_format=layout)
         return self.linear(x.mean(dim=(2, 3)))
 
 

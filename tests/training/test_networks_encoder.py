@@ -276,3 +276,29 @@ def test_reconstruct_broadcasts_w_and_passes_noise_mode():
     ws, mode = G.seen
     assert mode == "none" and ws.shape == (2, 3, 8) and torch.equal(ws[:, 1], w)
     torch.testing.assert_close(img[:, 0, 0, 0], 3 * w.sum(dim=1))
+
+
+# On CPU the W encoder's activations are channels_last from 128 px (IRSEBackbone.memory_format): output, input
+# gradient and weight gradients equal a contiguous run's (stage 2 trains it, projection differentiates it).
+def test_cpu_channels_last_w_encoder_matches_contiguous(monkeypatch):
+    assert IRSEBackbone.memory_format(torch.zeros(1, 3, 64, 64)) == torch.contiguous_format
+    x = (torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1).requires_grad_(True)
+    runs = []
+    for contiguous in (False, True):
+        if contiguous:
+            monkeypatch.setattr(IRSEBackbone, "memory_format", staticmethod(lambda x: torch.contiguous_format))
+        torch.manual_seed(0)
+        enc = WEncoder(w_dim=8, num_ws=3, backbone_kwargs=TINY).train()
+        feats = IRSEBackbone.forward(enc, x)
+        w = enc(x)
+        x.grad = None
+        w.square().sum().backward()
+        runs.append((feats.is_contiguous(memory_format=torch.channels_last), w, x.grad,
+                     {n: p.grad for n, p in enc.named_parameters()}))
+    (last, w, x_grad, grads), (last_c, w_c, x_grad_c, grads_c) = runs
+    assert last and not last_c
+    torch.testing.assert_close(w, w_c, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(x_grad, x_grad_c, rtol=1e-4, atol=1e-6)
+    for name, grad in grads.items():
+        ref = grads_c[name]  # weight gradients sum over every pixel: tolerance relative to their scale
+        torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()), msg=name)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.networks_encoder import WEncoder
+from training.networks_encoder import IRSEBackbone, WEncoder
 from training.networks_styleinv import AdainResBlock, FirstFrameAwareAPE, MotionConv1d, MotionGenerator
 
 W_DIM = 32
@@ -584,3 +584,35 @@ def test_zero_residual_init_starts_every_frame_at_w0():
     t = torch.tensor([[0.0, 3.5, 17.0], [1.0, 9.0, 30.0]])
     assert torch.equal(zeroed(w0, t, x0=x0), w0.unsqueeze(1).expand(-1, 3, -1))
     assert (kept(w0, t, x0=x0) - w0.unsqueeze(1)).norm(dim=2).min() > 1e-3  # the stage-2 head moves w_t off w0
+
+
+# On CPU from 128 px the motion generator's encoder runs in channels_last (IRSEBackbone.memory_format, re-applied
+# after the repeat and after each AdaIN block): w_t, every weight gradient and the BatchNorm statistics equal a
+# contiguous run's.
+def test_cpu_channels_last_encoder_matches_contiguous(monkeypatch):
+    w0, _ = random_inputs(n=2)
+    x0 = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    t = torch.tensor([[0.0, 3.0, 5.0, 9.0], [0.0, 1.0, 8.0, 12.0]])
+    runs = []
+    for contiguous in (False, True):
+        if contiguous:
+            monkeypatch.setattr(IRSEBackbone, "memory_format", staticmethod(lambda x: torch.contiguous_format))
+        mg = make_generator().train().requires_grad_(True)
+        motion_z = mg.sample_motion_z(2, 12, generator=torch.Generator().manual_seed(2))
+        layouts = []
+        for m in [*mg.encoder.input_layer.modules(), *mg.encoder.body.modules()]:  # the AdaIN blocks' convs
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):           # take instance_norm's layout
+                m.register_forward_pre_hook(
+                    lambda _, inp, out=layouts: out.append(inp[0].is_contiguous(memory_format=torch.channels_last)))
+        w_t = mg(w0, t, motion_z=motion_z, x0=x0)
+        w_t.square().sum().backward()
+        runs.append((w_t, {n: p.grad for n, p in mg.named_parameters()}, dict(mg.encoder.named_buffers()), layouts))
+    (w_t, grads, buffers, layouts), (w_t_c, grads_c, buffers_c, layouts_c) = runs
+    assert all(layouts) and not any(layouts_c) and len(layouts) == len(layouts_c) > 8
+    torch.testing.assert_close(w_t, w_t_c, rtol=1e-4, atol=1e-5)
+    assert all(g is not None for g in grads.values())
+    for name, grad in grads.items():
+        ref = grads_c[name]  # weight gradients sum over every pixel: tolerance relative to their scale
+        torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-4 * max(1.0, ref.abs().max().item()), msg=name)
+    for name, buf in buffers.items():
+        torch.testing.assert_close(buf.float(), buffers_c[name].float(), rtol=1e-4, atol=1e-6, msg=name)
