@@ -4,6 +4,7 @@ reconstruction error falls, snapshots hold everything generation needs, resume w
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -105,3 +106,25 @@ def test_grouped_minibatches_pair_one_content_with_one_w0(stage2_checkpoint, tmp
     with pytest.raises(ValueError, match="videos_per_content = 2"):
         build_styleinv_stage(device=torch.device("cpu"), stats=Stats(torch.device("cpu")), dataset=odd,
                              **config_stage_kwargs(cfg, str(stage2_checkpoint)))
+
+
+# Dmain does not synthesise the fake frame 0 that x0 replaces in D's input: its fakes equal the full clip's with
+# x0 as frame 0 (same latents, times and motion), and D gets exactly that clip.
+def test_dmain_fakes_have_x0_as_frame_0(sprites32_dir, stage2_checkpoint):
+    from torch_utils.training_stats import Stats
+    from training.dataset import open_dataset
+    from training.loss_styleinv import build_styleinv_stage, config_stage_kwargs
+    cfg = train_styleinv.load_config(str(ROOT / "configs" / "tiny.yaml"), [])
+    dataset = open_dataset(str(sprites32_dir), kind="clips", max_num_frames=32, max_dist=16)
+    loss = build_styleinv_stage(device=torch.device("cpu"), stats=Stats(torch.device("cpu")), dataset=dataset,
+                                **config_stage_kwargs(cfg, str(stage2_checkpoint))).loss
+    fakes = []
+    for first_frame in (True, False):
+        torch.manual_seed(3)
+        loss.rng = np.random.default_rng(3)
+        with torch.no_grad():
+            fakes.append(loss.sample_fake(3, torch.device("cpu"), first_frame=first_frame))
+    (w0, t, x0, w_t, full), (w0_d, t_d, x0_d, w_t_d, dmain) = fakes
+    assert torch.equal(t, t_d) and torch.equal(w0, w0_d) and torch.allclose(w_t, w_t_d, atol=1e-6)
+    assert not torch.allclose(full[:, 0], x0, atol=1e-3)  # G(w_t0) is not x0, so the check below can fail
+    torch.testing.assert_close(dmain, torch.cat([x0.unsqueeze(1), full[:, 1:]], dim=1), rtol=1e-5, atol=1e-5)

@@ -55,7 +55,8 @@ class StyleInVLoss:
 
     # A fake sparse clip: w0 = mapping(z) (no truncation), x0 = G(w0), w_t for 4 timestamps, their frames. With
     # videos_per_content = k, k consecutive fakes share w0 (and differ in motion), as the reals' groups share content.
-    def sample_fake(self, n: int, device):
+    # first_frame=False puts x0 in place of G(w_t0), which only the reconstruction term needs.
+    def sample_fake(self, n: int, device, first_frame: bool = True):
         with torch.no_grad():
             k = self.videos_per_content
             z = torch.randn([-(-n // k), self.G.z_dim], device=device).repeat_interleave(k, dim=0)[:n]
@@ -64,7 +65,10 @@ class StyleInVLoss:
         t = torch.from_numpy(sample_times(n, self.rng, self.max_num_frames, self.max_dist, self.fractional_t))
         t = t.to(device)
         w_t = self.motion_generator(w0, t, x0=x0)
-        frames = self.synthesize(w_t.flatten(0, 1)).unflatten(0, (n, t.shape[1]))
+        w_frames = w_t if first_frame else w_t[:, 1:]
+        frames = self.synthesize(w_frames.flatten(0, 1)).unflatten(0, w_frames.shape[:2])
+        if not first_frame:
+            frames = torch.cat([x0.unsqueeze(1), frames], dim=1)
         return w0, t, x0, w_t, frames
 
     # FFA-ST input of D (Sec. 3.4 / SPEC 3.4): the fake's frame 0 is replaced by x0 = G(w0); the ablation without a
@@ -102,8 +106,8 @@ class StyleInVLoss:
     def _Dmain(self, batch, gain):
         real, real_t = image_utils.to_float(batch[0]), batch[1].float()
         with torch.no_grad():
-            _, t, x0, _, frames = self.sample_fake(real.shape[0], real.device)
-        return d_logistic_loss(self.run_D(frames, t, x0), self.run_D(real, real_t), self.ada, self.stats, gain)
+            _, t, _, _, frames = self.sample_fake(real.shape[0], real.device, first_frame=False)
+        return d_logistic_loss(self.run_D(frames, t), self.run_D(real, real_t), self.ada, self.stats, gain)
 
     # D: lazy R1 over all frames of the real clip, through the augmentation.
     def _Dreg(self, batch, gain):
