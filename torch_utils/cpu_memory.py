@@ -7,9 +7,9 @@ import torch
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
 
-# Frame size from which CPU training keeps freed memory (docs/PERFORMANCE.md): 1.1-1.9x faster phases at 256 px,
-# 0.8-0.9x for the demo's 32 px stage 1. Between them it is unmeasured; 128 px is where one round of four frames
-# at the paper's channel counts (128 channels at 128 px) reaches glibc's 32 MB mapping ceiling.
+# Frame size from which CPU training keeps freed memory (docs/PERFORMANCE.md): 1.4-1.7x faster stage-3 phases at
+# 256 px, no gain for the demo's 32 px (0.8-0.9x on stage 1). Between them it is unmeasured; 128 px is where one
+# round of four frames at the paper's channel counts (128 channels at 128 px) reaches glibc's 32 MB mapping ceiling.
 MIN_RESOLUTION = 128
 
 
@@ -19,9 +19,10 @@ def _libc() -> ctypes.CDLL:
 
 # By default glibc serves blocks over its mmap threshold (at most 32 MB) with fresh mappings and unmaps them
 # on free, and trims free memory at the top of the heap: a training step then page-faults every large
-# activation in again (a stage-3 discriminator step at 256 px: ~350k minor faults, a third of its time).
-# Serving every block from the heap and never trimming it makes later steps reuse the same pages; the
-# process keeps its peak size. Returns False where the C library has no mallopt (not glibc) or refuses.
+# activation in again (a discriminator forward + backward on a 4-frame 256 px clip: ~350k minor faults, a third
+# of its time). Serving every block from the heap and never trimming it makes later steps reuse the same pages;
+# the process keeps its peak size until release_free_memory. Returns False where the C library has no mallopt
+# (not glibc) or refuses.
 def retain_freed_memory() -> bool:
     try:
         mallopt = _libc().mallopt
