@@ -106,7 +106,8 @@ VARIANTS = dict(new=([], None), old=(OLD_CODE, False), glibc_malloc=([], False),
 def retains(variant: str, size: dict) -> bool:
     choice = VARIANTS[variant][1]
     if choice is None:
-        return stylegan2_preset(size["g_cfg"]).G_kwargs.img_resolution >= cpu_memory.MIN_RESOLUTION
+        resolution = stylegan2_preset(size["g_cfg"]).G_kwargs.img_resolution
+        return cpu_memory.wanted_for_training(torch.device("cpu"), resolution)
     return choice
 
 

@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_steps import SIZES, build, retains  # noqa: E402
+from bench_steps import SIZES, build  # noqa: E402
 
 from torch_utils import cpu_memory  # noqa: E402
 from training.training_loop import _run_phase  # noqa: E402
@@ -43,9 +43,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    if retains("new", SIZES[args.size]):  # as the training loop does
-        cpu_memory.retain_freed_memory()
     stage, batch = build(args.stage, SIZES[args.size], device)
+    cpu_memory.configure_for_training(device, batch[0].shape[-1])  # as the training loop does, after the build
     print(f"{args.size}, stage {args.stage}, {torch.get_num_threads()} threads, {args.calls} calls per phase")
     print("| phase | seconds per call | operator | self seconds per call | share |")
     print("| --- | --- | --- | --- | --- |")

@@ -42,7 +42,11 @@ def release_free_memory() -> None:
         pass
 
 
-# The training loop's choice: keep freed memory when training on CPU at MIN_RESOLUTION or more. Returns whether it
-# does.
+# The training loop's choice: keep freed memory when training on CPU at MIN_RESOLUTION or more.
+def wanted_for_training(device: torch.device, resolution: int) -> bool:
+    return device.type == "cpu" and resolution >= MIN_RESOLUTION
+
+
+# Applies the training loop's choice; returns whether freed memory is now kept.
 def configure_for_training(device: torch.device, resolution: int) -> bool:
-    return device.type == "cpu" and resolution >= MIN_RESOLUTION and retain_freed_memory()
+    return wanted_for_training(device, resolution) and retain_freed_memory()
